@@ -1,0 +1,250 @@
+"""Typed parameter sections of params.yaml, their defaults and their validation.
+
+Each top-level section of params.yaml is one dataclass here; `load_params` reads the
+file, refuses unknown sections and keys, and checks every value before any work starts.
+Field metadata carries the one-line help shown by `vqgen <stage> --help`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A parameter value the pipeline cannot use; the message says what would be accepted."""
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _power_of_two(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+@dataclass
+class Data:
+    source: str = _f("synthetic", "where images come from: synthetic, celeba or folder")
+    synthetic_count: int = _f(8000, "number of synthetic faces to draw")
+    seed: int = _f(0, "seed of the synthetic faces")
+    celeba_dir: str = _f("", "directory holding CelebA files you already have (empty: download)")
+    folder: str = _f("", "directory of images for source=folder")
+    crop_size: int = _f(140, "centre crop of the 178x218 aligned face before resizing")
+    image_size: int = _f(64, "side of the square training images, in pixels")
+
+    def validate(self) -> None:
+        sources = ("synthetic", "celeba", "folder")
+        _check(self.source in sources, f"data.source is {self.source!r}; use one of {', '.join(sources)}.")
+        _check(self.synthetic_count >= 10, f"data.synthetic_count is {self.synthetic_count}; use at least 10.")
+        _check(16 <= self.image_size <= 1024, f"data.image_size is {self.image_size}; use 16 to 1024 pixels.")
+        _check(self.crop_size >= self.image_size or self.source == "folder",
+               f"data.crop_size is {self.crop_size}; use at least data.image_size ({self.image_size}).")
+        _check(self.crop_size <= 178, f"data.crop_size is {self.crop_size}; the aligned faces are 178 wide, use at most 178.")
+
+
+@dataclass
+class VQVAE:
+    channels: int = _f(32, "channels at full resolution; doubled at each downsampling, at most 4x")
+    downsample: int = _f(8, "image side / token grid side (a power of two)")
+    res_blocks: int = _f(1, "residual blocks per resolution level")
+    codebook_size: int = _f(256, "number of codes")
+    code_dim: int = _f(32, "dimension of each code vector")
+    beta: float = _f(0.25, "commitment loss weight (van den Oord et al. 2017)")
+    ema_decay: float = _f(0.99, "EMA codebook decay (Razavi et al. 2019); 0 learns codes by gradient")
+    perceptual_weight: float = _f(0.1, "weight of the discriminator-feature perceptual loss")
+    adversarial_weight: float = _f(0.02, "weight of the generator's adversarial loss")
+    disc_start: int = _f(300, "iteration at which the discriminator losses switch on")
+    max_iters: int = _f(1000, "training iterations")
+    batch_size: int = _f(32, "images per iteration")
+    lr: float = _f(1e-3, "peak learning rate (Adam, cosine decay)")
+    seed: int = _f(0, "training seed")
+
+    def validate(self) -> None:
+        _check(_power_of_two(self.downsample) and self.downsample >= 2,
+               f"vqvae.downsample is {self.downsample}; use a power of two of at least 2.")
+        _check(self.codebook_size >= 2, f"vqvae.codebook_size is {self.codebook_size}; use at least 2.")
+        _check(0.0 <= self.ema_decay < 1.0, f"vqvae.ema_decay is {self.ema_decay}; use 0 (off) up to below 1.")
+        _check(self.max_iters >= 1, f"vqvae.max_iters is {self.max_iters}; use at least 1.")
+        _check(self.batch_size >= 1, f"vqvae.batch_size is {self.batch_size}; use at least 1.")
+
+
+@dataclass
+class Encode:
+    batch_size: int = _f(256, "images per encoder batch")
+    shard_size: int = _f(4096, "token grids per HDF5 shard")
+
+    def validate(self) -> None:
+        _check(self.shard_size >= 1, f"encode.shard_size is {self.shard_size}; use at least 1.")
+        _check(self.batch_size >= 1, f"encode.batch_size is {self.batch_size}; use at least 1.")
+
+
+@dataclass
+class Prior:
+    """A transformer over token grids: shared by the autoregressive and diffusion sections."""
+
+    n_layer: int = _f(4, "transformer blocks")
+    n_head: int = _f(4, "attention heads")
+    n_embd: int = _f(192, "embedding width")
+    dropout: float = _f(0.0, "dropout probability")
+    max_iters: int = _f(800, "training iterations")
+    batch_size: int = _f(64, "token grids per iteration")
+    lr: float = _f(1e-3, "peak learning rate (AdamW, cosine decay)")
+    weight_decay: float = _f(0.01, "AdamW weight decay on matrices")
+    seed: int = _f(0, "training seed")
+    temperature: float = _f(1.0, "sampling temperature")
+
+    def validate(self) -> None:
+        name = type(self).__name__.lower()
+        _check(self.n_embd % self.n_head == 0,
+               f"{name}.n_embd is {self.n_embd}; use a multiple of {name}.n_head ({self.n_head}).")
+        _check(self.max_iters >= 1, f"{name}.max_iters is {self.max_iters}; use at least 1.")
+        _check(self.temperature > 0, f"{name}.temperature is {self.temperature}; use a positive number.")
+        _check(0.0 <= self.dropout < 1.0, f"{name}.dropout is {self.dropout}; use 0 up to below 1.")
+
+
+@dataclass
+class AR(Prior):
+    top_k: int = _f(0, "sample only among the k most likely tokens (0: all)")
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.top_k >= 0, f"ar.top_k is {self.top_k}; use 0 (off) or a positive number.")
+
+
+@dataclass
+class Diffusion(Prior):
+    extra_noise: float = _f(0.1, "fraction of tokens re-randomised between x_a and x_b")
+    steps: int = _f(40, "reverse diffusion steps when sampling")
+    temperature: float = _f(0.7, "sampling temperature")
+
+    def validate(self) -> None:
+        super().validate()
+        _check(0.0 < self.extra_noise < 1.0, f"diffusion.extra_noise is {self.extra_noise}; use a fraction in (0, 1).")
+        _check(self.steps >= 1, f"diffusion.steps is {self.steps}; use at least 1.")
+
+
+@dataclass
+class Sample:
+    num_samples: int = _f(256, "samples drawn for the Fréchet distance")
+    batch_size: int = _f(128, "samples generated at once")
+    seed: int = _f(0, "sampling seed")
+
+    def validate(self) -> None:
+        _check(self.num_samples >= 9, f"sample.num_samples is {self.num_samples}; use at least 9 (one 3x3 grid).")
+        _check(self.batch_size >= 1, f"sample.batch_size is {self.batch_size}; use at least 1.")
+
+
+@dataclass
+class Evaluate:
+    width: int = _f(32, "channels of the evaluator's first layer")
+    max_iters: int = _f(300, "evaluator training iterations")
+    batch_size: int = _f(64, "images per iteration")
+    lr: float = _f(2e-3, "peak learning rate (AdamW, cosine decay)")
+    seed: int = _f(0, "training seed")
+
+    def validate(self) -> None:
+        _check(self.max_iters >= 1, f"evaluate.max_iters is {self.max_iters}; use at least 1.")
+
+
+@dataclass
+class Compute:
+    device: str = _f("auto", "cpu, cuda, mps or auto")
+    threads: int = _f(0, "CPU threads for torch (0: all cores)")
+    workers: int = _f(0, "worker processes for image decoding and drawing (0: all cores)")
+
+    def validate(self) -> None:
+        ok = self.device in ("auto", "cpu", "mps") or self.device.startswith("cuda")
+        _check(ok, f"compute.device is {self.device!r}; use auto, cpu, cuda, cuda:N or mps.")
+        _check(self.threads >= 0, f"compute.threads is {self.threads}; use 0 (all cores) or more.")
+        _check(self.workers >= 0, f"compute.workers is {self.workers}; use 0 (all cores) or more.")
+
+
+SECTIONS: dict[str, type] = {
+    "data": Data, "vqvae": VQVAE, "encode": Encode, "ar": AR, "diffusion": Diffusion,
+    "sample": Sample, "evaluate": Evaluate, "compute": Compute,
+}
+
+
+@dataclass
+class Params:
+    data: Data = field(default_factory=Data)
+    vqvae: VQVAE = field(default_factory=VQVAE)
+    encode: Encode = field(default_factory=Encode)
+    ar: AR = field(default_factory=AR)
+    diffusion: Diffusion = field(default_factory=Diffusion)
+    sample: Sample = field(default_factory=Sample)
+    evaluate: Evaluate = field(default_factory=Evaluate)
+    compute: Compute = field(default_factory=Compute)
+
+    def validate(self) -> Params:
+        for name in SECTIONS:
+            getattr(self, name).validate()
+        _check(self.data.image_size % self.vqvae.downsample == 0,
+               f"data.image_size is {self.data.image_size}; use a multiple of vqvae.downsample ({self.vqvae.downsample}).")
+        return self
+
+    def set(self, key: str, value: Any) -> None:
+        """Set one dotted key, e.g. `params.set("ar.lr", 3e-4)`, converting to the field's type."""
+        section, _, name = key.partition(".")
+        obj = getattr(self, section, None)
+        fields = {f.name: f for f in dataclasses.fields(obj)} if obj is not None else {}
+        _check(name in fields, f"{key!r} is not a parameter; see `vqgen --help` for the accepted keys.")
+        setattr(obj, name, _coerce(key, value, fields[name].type))
+
+
+def _coerce(key: str, value: Any, type_name: Any) -> Any:
+    kind = {"int": int, "float": float, "str": str, "bool": bool}[str(type_name)]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    _check(isinstance(value, kind) and not (kind is int and isinstance(value, bool)),
+           f"{key} is {value!r}; use a value of type {kind.__name__}.")
+    return value
+
+
+def field_type(cls: type, name: str) -> type:
+    """The Python type of one dataclass field (annotations here are strings)."""
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return {"int": int, "float": float, "str": str, "bool": bool}[str(f.type)]
+
+
+def keys(selection: tuple[str, ...] | list[str]) -> list[str]:
+    """Expand a selection such as ("data.image_size", "vqvae") into dotted keys."""
+    out = []
+    for item in selection:
+        section, _, name = item.partition(".")
+        if section not in SECTIONS:
+            raise ConfigError(f"{item!r} names no section; use one of {', '.join(SECTIONS)}.")
+        names = [f.name for f in dataclasses.fields(SECTIONS[section])]
+        out += [f"{section}.{n}" for n in names] if not name else [item]
+    return out
+
+
+def parse_params(raw: dict[str, Any] | None) -> Params:
+    """Params from a parsed params.yaml; unknown sections or keys are errors."""
+    params = Params()
+    for section, values in (raw or {}).items():
+        if section not in SECTIONS:
+            raise ConfigError(f"params.yaml has an unknown section {section!r}; use {', '.join(SECTIONS)}.")
+        if not isinstance(values, dict):
+            raise ConfigError(f"params.yaml section {section!r} is not a mapping of keys to values.")
+        for name, value in values.items():
+            params.set(f"{section}.{name}", value)
+    return params.validate()
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist; run from the project root or pass --params PATH.")
+    with path.open() as f:
+        return parse_params(yaml.safe_load(f))

@@ -1,0 +1,113 @@
+"""The image store: one HDF5 file of resized uint8 images, their attributes and their split.
+
+Datasets: `images` (N, S, S, 3) uint8 chunked one image per chunk, `attributes` (N, A) int8
+(0/1), `split` (N,) uint8 (0 train, 1 val, 2 test), `source_index` (N,) int64 (row in the
+source listing); file attribute `attribute_names` (JSON list).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+SPLITS = ("train", "val", "test")
+
+
+class ImageStoreWriter:
+    """Streams images into a temporary file, renamed into place only by `close()`."""
+
+    def __init__(self, path: str | Path, n: int, size: int, attribute_names: list[str]):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = h5py.File(self.tmp, "w")
+        self.f.attrs["attribute_names"] = json.dumps(list(attribute_names))
+        self.images = self.f.create_dataset("images", (n, size, size, 3), np.uint8, chunks=(1, size, size, 3))
+        self.attributes = self.f.create_dataset("attributes", (n, len(attribute_names)), np.int8)
+        self.split = self.f.create_dataset("split", (n,), np.uint8)
+        self.source_index = self.f.create_dataset("source_index", (n,), np.int64)
+
+    def write(self, start: int, images: np.ndarray, attributes: np.ndarray, split: np.ndarray,
+              source_index: np.ndarray) -> None:
+        end = start + len(images)
+        self.images[start:end] = images
+        self.attributes[start:end] = attributes
+        self.split[start:end] = split
+        self.source_index[start:end] = source_index
+
+    def close(self) -> None:
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.f.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def read_split(path: str | Path, split: str, limit: int | None = None) -> dict:
+    """Images (N, S, S, 3) uint8, attributes (N, A) int8, source_index and attribute names of one split."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+    with h5py.File(path, "r") as f:
+        rows = np.flatnonzero(f["split"][:] == SPLITS.index(split))[:limit]
+        return {
+            "images": f["images"][rows] if len(rows) else np.zeros((0, *f["images"].shape[1:]), np.uint8),
+            "attributes": f["attributes"][:][rows],
+            "source_index": f["source_index"][:][rows],
+            "attribute_names": json.loads(f.attrs["attribute_names"]),
+        }
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, S, S, 3) -> float (N, 3, S, S) in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float (N, 3, S, S) in [-1, 1] -> uint8 (N, S, S, 3)."""
+    return ((x.detach().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def load_face(path: str | Path, crop: int, size: int) -> np.ndarray:
+    """Centre-crop an image to crop x crop, resize (antialiased) to size x size: uint8 (S, S, 3)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        w, h = img.size
+        crop = min(crop, w, h)
+        left, top = (w - crop) // 2, (h - crop) // 2
+        img = img.crop((left, top, left + crop, top + crop)).resize((size, size), Image.LANCZOS)
+        return np.asarray(img, dtype=np.uint8)
+
+
+def _load_many(job: tuple[list[str], int, int]) -> np.ndarray:
+    paths, crop, size = job
+    return np.stack([load_face(p, crop, size) for p in paths])
+
+
+def build_store(path: str | Path, paths: list[Path], attributes: np.ndarray, attribute_names: list[str],
+                split: np.ndarray, crop: int, size: int, workers: int = 1, progress=None, chunk: int = 256) -> None:
+    """Decode, crop and resize every image in worker processes and stream them into an image store."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    writer = ImageStoreWriter(path, len(paths), size, attribute_names)
+    jobs = [([str(p) for p in paths[i:i + chunk]], crop, size) for i in range(0, len(paths), chunk)]
+    try:
+        with ProcessPoolExecutor(max(1, workers)) as pool:
+            start = 0
+            for images in pool.map(_load_many, jobs):
+                end = start + len(images)
+                writer.write(start, images, attributes[start:end], split[start:end], np.arange(start, end))
+                start = end
+                if progress:
+                    progress(len(images))
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()

@@ -1,0 +1,1 @@
+"""Neural networks: the VQ-VAE tokenizer, the transformer and the evaluator."""

@@ -1,0 +1,228 @@
+"""VQ-VAE: convolutional encoder and decoder around a nearest-code vector quantizer,
+plus the patch discriminator whose features give the perceptual loss.
+
+An image (B, 3, S, S) in [-1, 1] becomes a grid of token ids (B, S/f, S/f), and back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class VQVAEConfig:
+    channels: int = 32         # at full resolution; doubled per level, capped at 4x
+    downsample: int = 8        # image side / grid side, a power of two
+    res_blocks: int = 1        # per level
+    codebook_size: int = 256
+    code_dim: int = 32
+    beta: float = 0.25         # commitment weight (van den Oord et al. 2017)
+    ema_decay: float = 0.99    # EMA codebook updates (Razavi et al. 2019); 0: learn codes by gradient
+    dead_code_threshold: float = 0.5  # restart codes whose EMA usage falls below this (Zeghidour et al. 2021)
+
+    @property
+    def levels(self) -> int:
+        return int(math.log2(self.downsample))
+
+    def width(self, level: int) -> int:
+        return self.channels * min(2 ** level, 4)
+
+
+def _norm(c: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, c), c)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.block = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1),
+                                   _norm(c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1))
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: VQVAEConfig):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, cfg.width(0), 3, padding=1)]
+        for level in range(cfg.levels):
+            layers.append(nn.Conv2d(cfg.width(level), cfg.width(level + 1), 4, stride=2, padding=1))
+            layers += [ResBlock(cfg.width(level + 1)) for _ in range(cfg.res_blocks)]
+        top = cfg.width(cfg.levels)
+        layers += [ResBlock(top), _norm(top), nn.SiLU(), nn.Conv2d(top, cfg.code_dim, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):  # (B, 3, S, S) -> (B, D, S/f, S/f)
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: VQVAEConfig):
+        super().__init__()
+        top = cfg.width(cfg.levels)
+        layers: list[nn.Module] = [nn.Conv2d(cfg.code_dim, top, 3, padding=1), ResBlock(top)]
+        for level in reversed(range(cfg.levels)):
+            layers += [ResBlock(cfg.width(level + 1)) for _ in range(cfg.res_blocks)]
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"),
+                       nn.Conv2d(cfg.width(level + 1), cfg.width(level), 3, padding=1)]
+        layers += [_norm(cfg.width(0)), nn.SiLU(), nn.Conv2d(cfg.width(0), 3, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):  # (B, D, h, w) -> (B, 3, S, S)
+        return self.net(z)
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest-code lookup with straight-through gradients and a commitment loss.
+
+    With ema_decay > 0 the codebook follows exponential moving averages of the encoder
+    outputs assigned to each code; codes left unused are restarted at random encoder outputs.
+    """
+
+    def __init__(self, cfg: VQVAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        k, d = cfg.codebook_size, cfg.code_dim
+        self.ema = cfg.ema_decay > 0
+        if self.ema:
+            self.register_buffer("codebook", torch.randn(k, d))
+            self.register_buffer("cluster_size", torch.ones(k))
+            self.register_buffer("embed_sum", self.codebook.clone())
+        else:
+            self.codebook = nn.Parameter(torch.randn(k, d) / math.sqrt(d))
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    def indices(self, flat: torch.Tensor) -> torch.Tensor:  # (N, D) -> (N,)
+        cb = self.codebook
+        dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ cb.t() + cb.pow(2).sum(1)
+        return dist.argmin(1)
+
+    def lookup(self, idx: torch.Tensor) -> torch.Tensor:  # (B, h, w) -> (B, D, h, w)
+        return self.codebook[idx].permute(0, 3, 1, 2).contiguous()
+
+    def forward(self, z: torch.Tensor):
+        b, d, h, w = z.shape
+        flat = z.permute(0, 2, 3, 1).reshape(-1, d)  # (N, D)
+        if self.training and not self.initialised:
+            self._initialise(flat.detach())
+        idx = self.indices(flat.detach())
+        q = self.codebook[idx]
+        if self.training and self.ema:
+            self._ema_update(flat.detach(), idx)
+        loss = self.cfg.beta * F.mse_loss(flat, q.detach())
+        if not self.ema:
+            loss = loss + F.mse_loss(q, flat.detach())
+        q = flat + (q - flat).detach()  # straight-through estimator
+        q = q.view(b, h, w, d).permute(0, 3, 1, 2).contiguous()
+        return q, idx.view(b, h, w), loss
+
+    @torch.no_grad()
+    def _initialise(self, flat: torch.Tensor) -> None:
+        """Start the codebook at random encoder outputs (data-dependent init)."""
+        pick = torch.randint(0, flat.shape[0], (self.cfg.codebook_size,), device=flat.device)
+        self.codebook.data.copy_(flat[pick])
+        if self.ema:
+            self.embed_sum.copy_(flat[pick])
+            self.cluster_size.fill_(1.0)
+        self.initialised.fill_(True)
+
+    @torch.no_grad()
+    def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor) -> None:
+        k, decay = self.cfg.codebook_size, self.cfg.ema_decay
+        counts = torch.bincount(idx, minlength=k).to(flat.dtype)
+        sums = torch.zeros_like(self.embed_sum).index_add_(0, idx, flat)
+        self.cluster_size.mul_(decay).add_(counts, alpha=1 - decay)
+        self.embed_sum.mul_(decay).add_(sums, alpha=1 - decay)
+        n = self.cluster_size.sum()
+        size = (self.cluster_size + 1e-5) / (n + k * 1e-5) * n  # Laplace smoothing
+        self.codebook.copy_(self.embed_sum / size.unsqueeze(1))
+        dead = self.cluster_size < self.cfg.dead_code_threshold
+        if dead.any():
+            pick = torch.randint(0, flat.shape[0], (int(dead.sum()),), device=flat.device)
+            self.codebook[dead] = flat[pick]
+            self.embed_sum[dead] = flat[pick]
+            self.cluster_size[dead] = 1.0
+
+
+class VQVAE(nn.Module):
+    def __init__(self, cfg: VQVAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.quantizer = VectorQuantizer(cfg)
+        self.decoder = Decoder(cfg)
+
+    def forward(self, x):
+        """(B, 3, S, S) -> reconstruction (B, 3, S, S), token ids (B, h, w), quantizer loss."""
+        q, idx, qloss = self.quantizer(self.encoder(x))
+        return self.decoder(q), idx, qloss
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, S, S) -> (B, h, w)
+        z = self.encoder(x)
+        b, d, h, w = z.shape
+        return self.quantizer.indices(z.permute(0, 2, 3, 1).reshape(-1, d)).view(b, h, w)
+
+    @torch.no_grad()
+    def decode(self, idx: torch.Tensor) -> torch.Tensor:  # (B, h, w) -> (B, 3, S, S) in [-1, 1]
+        return self.decoder(self.quantizer.lookup(idx)).clamp(-1, 1)
+
+
+class Discriminator(nn.Module):
+    """PatchGAN-style critic (Isola et al. 2017); its intermediate activations are the
+    features of the perceptual loss, as in the blog post this project grew from."""
+
+    def __init__(self, channels: int = 32, layers: int = 3):
+        super().__init__()
+        blocks, c_in = [], 3
+        for i in range(layers):
+            c_out = channels * 2 ** i
+            blocks.append(nn.Sequential(nn.Conv2d(c_in, c_out, 4, stride=2, padding=1),
+                                        _norm(c_out) if i else nn.Identity(), nn.LeakyReLU(0.2)))
+            c_in = c_out
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Conv2d(c_in, 1, 3, padding=1)
+
+    def forward(self, x):
+        """(B, 3, S, S) -> patch logits (B, 1, S/8, S/8) and the list of block activations."""
+        feats = []
+        for block in self.blocks:
+            x = block(x)
+            feats.append(x)
+        return self.head(x), feats
+
+
+def perceptual_loss(disc: Discriminator, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """L1 distance between the discriminator's activations on real and reconstructed images."""
+    with torch.no_grad():
+        _, real_feats = disc(real)
+    _, fake_feats = disc(fake)
+    return sum(F.l1_loss(f, r) for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
+
+
+def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean())
+
+
+def losses(model: VQVAE, disc: Discriminator, x: torch.Tensor, perceptual_weight: float,
+           adversarial_weight: float, use_disc: bool) -> dict[str, torch.Tensor]:
+    """The autoencoder's loss `loss` (MSE + quantizer + discriminator-feature perceptual + adversarial)
+    and, once the discriminator is on, the discriminator's hinge loss `d_loss`."""
+    recon, _, qloss = model(x)
+    mse = F.mse_loss(recon, x)
+    out = {"mse": mse, "quantizer": qloss}
+    loss = mse + qloss
+    if use_disc:
+        out["perceptual"] = perceptual_loss(disc, x, recon)
+        logits_fake, _ = disc(recon)
+        out["adversarial"] = -logits_fake.mean()
+        loss = loss + perceptual_weight * out["perceptual"] + adversarial_weight * out["adversarial"]
+        out["d_loss"] = hinge_d_loss(disc(x)[0], disc(recon.detach())[0])
+    out["loss"] = loss
+    return out

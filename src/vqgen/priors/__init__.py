@@ -1,0 +1,1 @@
+"""Priors over token grids: training losses and samplers."""

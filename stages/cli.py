@@ -1,0 +1,84 @@
+"""The `vqgen` command: one subcommand per pipeline stage.
+
+Each subcommand has an option for every parameter its stage reads (`--ar.lr 3e-4`), whose
+shown default is the value in ./params.yaml; options override params.yaml for one run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from vqgen import config
+from vqgen.data.celeba import LayoutError
+from vqgen.data.tokens import ShardError
+
+STAGES = ("download", "prepare", "train_vqvae", "encode", "train_ar", "train_diffusion",
+          "train_evaluator", "sample_ar", "sample_diffusion")
+RUNTIME = ("compute",)  # how to run, not what to compute: not a DVC dependency
+USER_ERRORS = (config.ConfigError, LayoutError, ShardError, FileNotFoundError)
+
+app = typer.Typer(help=__doc__.split("\n\n")[0] + " Run them all, in order, with `dvc repro`.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def _current_params() -> config.Params:
+    """The values --help shows as defaults: ./params.yaml where it is readable, else built-in defaults."""
+    try:
+        return config.load_params("params.yaml")
+    except (config.ConfigError, OSError):
+        return config.Params()
+
+
+def stage_keys(module) -> list[str]:
+    """The dotted params.yaml keys a stage reads (its DVC params), without the runtime section."""
+    return config.keys(module.PARAMS)
+
+
+def _help(key: str) -> str:
+    section, name = key.split(".")
+    field = {f.name: f for f in dataclasses.fields(config.SECTIONS[section])}[name]
+    return field.metadata.get("help", "")
+
+
+def _command(name: str, module):
+    keys = stage_keys(module) + config.keys(RUNTIME)
+    shown = _current_params()
+    params = [inspect.Parameter("params_file", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
+                                default=typer.Option(Path("params.yaml"), "--params", help="parameter file"))]
+    for key in keys:
+        section, field = key.split(".")
+        kind = config.field_type(config.SECTIONS[section], field)
+        option = typer.Option(None, f"--{key}", help=_help(key),
+                              show_default=str(getattr(getattr(shown, section), field)))
+        params.append(inspect.Parameter(key.replace(".", "__"), inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=Optional[kind], default=option))
+
+    def command(**kwargs) -> None:
+        console = Console(stderr=True)
+        try:
+            p = config.load_params(kwargs.pop("params_file"))
+            for ident, value in kwargs.items():
+                if value is not None:
+                    p.set(ident.replace("__", "."), value)
+            p.validate()
+            module.run(p)
+        except USER_ERRORS as e:
+            console.print(f"[red]error:[/red] {e}", highlight=False)
+            raise typer.Exit(1)
+
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__name__ = name
+    return command
+
+
+for _name in STAGES:
+    _module = importlib.import_module(f"stages.{_name}")
+    app.command(name=_name, help=_module.__doc__)(_command(_name, _module))

@@ -1,0 +1,84 @@
+"""What every stage shares: output paths, progress bars, DVCLive, metrics files, devices."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from vqgen import train
+from vqgen.config import Params
+
+RAW = Path("data/raw")
+IMAGES = Path("data/images.h5")
+TOKENS = Path("data/tokens")
+VQVAE = Path("models/vqvae.safetensors")
+AR = Path("models/ar.safetensors")
+DIFFUSION = Path("models/diffusion.safetensors")
+EVALUATOR = Path("models/evaluator.safetensors")
+FIGURES = Path("figures")
+SAMPLES = Path("samples")
+METRICS = Path("metrics")
+
+
+@contextlib.contextmanager
+def progress(total: int, description: str) -> Iterator:
+    """A rich progress bar (silent when stderr is not a terminal); yields `advance(n=1, **fields)`."""
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+    with Progress(*columns, disable=not sys.stderr.isatty(), transient=False) as bar:
+        task = bar.add_task(description, total=total, info="")
+
+        def advance(n: int = 1, info: str = "") -> None:
+            bar.update(task, advance=n, info=info)
+
+        yield advance
+
+
+def device(p: Params, seed: int) -> torch.device:
+    train.setup(seed, p.compute.threads)
+    return train.pick_device(p.compute.device)
+
+
+def workers(p: Params) -> int:
+    return p.compute.workers or os.cpu_count() or 1
+
+
+def write_metrics(name: str, values: dict[str, float]) -> Path:
+    """metrics/{name}.json: flat keys, numbers only, written atomically."""
+    path = METRICS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({k: float(v) for k, v in values.items()}, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+@contextlib.contextmanager
+def live(stage: str, every: int = 10) -> Iterator:
+    """DVCLive in dvclive/{stage} (never touching dvc.yaml); yields `log(it, metrics)` for `train.fit`."""
+    from dvclive import Live
+
+    directory = Path("dvclive") / stage
+    shutil.rmtree(directory, ignore_errors=True)
+    with Live(str(directory), dvcyaml=None, save_dvc_exp=False, report=None) as lv:
+        def log(it: int, metrics: dict[str, float]) -> None:
+            if it % every == 0:
+                lv.step = it
+                for key, value in metrics.items():
+                    lv.log_metric(f"train/{key}", value, plot=True)
+        yield log
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a completely written directory into place."""
+    shutil.rmtree(final, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, final)

@@ -1,0 +1,38 @@
+"""Encode every split of the image store into HDF5 token shards with the trained tokenizer."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import torch
+
+from vqgen import checkpoint
+from vqgen.config import Params
+from vqgen.data import images, tokens
+from vqgen.models import vqvae
+
+from stages import common
+
+PARAMS = ("encode",)
+
+
+def run(p: Params) -> None:
+    dev = common.device(p, 0)
+    model, _ = checkpoint.load(common.VQVAE, vqvae.VQVAE, vqvae.VQVAEConfig, dev)
+    tokenizer = checkpoint.sha256(common.VQVAE)
+    tmp = common.TOKENS.with_name(common.TOKENS.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for split in images.SPLITS:
+        data = images.read_split(common.IMAGES, split)
+        n, bs = len(data["images"]), p.encode.batch_size
+        grids = []
+        with common.progress(n, f"encoding {split}") as advance, torch.no_grad():
+            for i in range(0, n, bs):
+                grids.append(model.encode(images.to_tensor(data["images"][i:i + bs]).to(dev)).cpu().numpy())
+                advance(len(grids[-1]))
+        h = w = data["images"].shape[1] // model.cfg.downsample
+        grid = np.concatenate(grids) if grids else np.zeros((0, h, w), np.int64)
+        tokens.write_shards(tmp, split, grid, data["attributes"], data["source_index"],
+                            model.cfg.codebook_size, tokenizer, p.encode.shard_size)
+    common.replace_dir(tmp, common.TOKENS)

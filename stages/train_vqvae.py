@@ -1,0 +1,57 @@
+"""Train the VQ-VAE tokenizer with its discriminator; write the checkpoint, val metrics and Fig 1."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vqgen import checkpoint, evaluate, render, train
+from vqgen.config import Params
+from vqgen.data import images
+from vqgen.models import vqvae
+
+from stages import common
+
+PARAMS = ("data.image_size", "vqvae")
+
+
+def config(p: Params) -> vqvae.VQVAEConfig:
+    v = p.vqvae
+    return vqvae.VQVAEConfig(channels=v.channels, downsample=v.downsample, res_blocks=v.res_blocks,
+                             codebook_size=v.codebook_size, code_dim=v.code_dim, beta=v.beta, ema_decay=v.ema_decay)
+
+
+def run(p: Params) -> None:
+    v = p.vqvae
+    dev = common.device(p, v.seed)
+    data = images.to_tensor(images.read_split(common.IMAGES, "train")["images"])
+    val = images.read_split(common.IMAGES, "val")
+    model, disc = vqvae.VQVAE(config(p)).to(dev), vqvae.Discriminator().to(dev)
+    opt_g = train.adamw(model, v.lr, betas=(0.5, 0.9))
+    opt_d = train.adamw(disc, v.lr, betas=(0.5, 0.9))
+    stream = train.batches(data, v.batch_size, torch.Generator().manual_seed(v.seed))
+
+    def losses(it: int) -> dict[str, torch.Tensor]:
+        x = next(stream).to(dev)
+        return vqvae.losses(model, disc, x, v.perceptual_weight, v.adversarial_weight, use_disc=it >= v.disc_start)
+
+    with common.live("train_vqvae") as log, common.progress(v.max_iters, "training VQ-VAE") as advance:
+        def on_step(it, m):
+            log(it, m)
+            advance(info=f"mse {m['mse']:.4f}")
+        train.fit(losses, [("loss", opt_g), ("d_loss", opt_d)], v.max_iters, v.lr, on_step=on_step)
+
+    model.eval()
+    real = images.to_tensor(val["images"])
+    recon, tokens = [], []
+    with torch.no_grad():
+        for i in range(0, len(real), 256):
+            idx = model.encode(real[i:i + 256].to(dev))
+            tokens.append(idx.cpu())
+            recon.append(model.decode(idx).cpu())
+    recon, tokens = torch.cat(recon), torch.cat(tokens)
+    mse = float((recon - real).pow(2).mean())
+    common.write_metrics("vqvae", {"val_mse": mse, "val_psnr": evaluate.psnr(real, recon),
+                                   **evaluate.codebook_usage(tokens.numpy(), v.codebook_size)})
+    checkpoint.save(common.VQVAE, model, model.cfg, image_size=p.data.image_size)
+    render.pairs(common.FIGURES / "reconstructions.png", val["images"][:32], images.to_uint8(recon[:32]))

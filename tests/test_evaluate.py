@@ -1,0 +1,47 @@
+"""Quality measures and figure rendering."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vqgen import evaluate, render
+
+
+def test_frechet_distance_of_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, (4000, 3))
+    b = rng.normal(0, 2, (4000, 3)) + np.array([1.0, 0, 0])
+    assert evaluate.frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    # closed form for diagonal covariances: |mu|^2 + sum (s1 - s2)^2
+    assert evaluate.frechet_distance(a, b) == pytest.approx(1 + 3 * (1 - 2) ** 2, rel=0.1)
+
+
+def test_frechet_distance_with_fewer_samples_than_dimensions():
+    rng = np.random.default_rng(0)
+    value = evaluate.frechet_distance(rng.normal(size=(9, 32)), rng.normal(size=(9, 32)))
+    assert np.isfinite(value) and value > 0
+
+
+def test_psnr_and_codebook_usage():
+    x = torch.zeros(2, 3, 4, 4)
+    assert evaluate.psnr(x, x + 0.2) == pytest.approx(10 * np.log10(4 / 0.04), rel=1e-4)
+    usage = evaluate.codebook_usage(np.array([[0, 1], [1, 1]]), 4)
+    assert usage["codebook_usage"] == 0.5
+    assert 1 < usage["codebook_perplexity"] < 2
+
+
+def test_grid_strip_and_gif(tmp_path):
+    imgs = np.zeros((5, 8, 8, 3), np.uint8)
+    g = render.grid(imgs, cols=3, pad=2)
+    assert g.shape == (2 * 10 + 2, 3 * 10 + 2, 3)
+    traj = [np.full((2, 8, 8, 3), t * 20, np.uint8) for t in range(7)]
+    render.strip(tmp_path / "s.png", traj, columns=4)
+    assert Image.open(tmp_path / "s.png").size == ((4 * 10 + 2) * 2, (2 * 10 + 2) * 2)
+    render.gif(tmp_path / "a.gif", traj, cols=2, hold=3)
+    with Image.open(tmp_path / "a.gif") as im:
+        assert im.n_frames >= 7
+    render.panels(tmp_path / "p.png", [("a", imgs), ("b", imgs)], cols=3, title="t")
+    render.pairs(tmp_path / "q.png", imgs, imgs, cols=2)
+    assert (tmp_path / "p.png").stat().st_size > 0 and (tmp_path / "q.png").exists()
+    assert not list(tmp_path.glob(".*tmp*"))

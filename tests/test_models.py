@@ -1,0 +1,86 @@
+"""The VQ-VAE, its quantizer and discriminator, and the evaluator."""
+
+import pytest
+import torch
+
+from vqgen.models import vqvae
+from vqgen.models.evaluator import Evaluator, EvaluatorConfig
+
+
+def tiny(**kw) -> vqvae.VQVAEConfig:
+    return vqvae.VQVAEConfig(channels=8, downsample=4, codebook_size=16, code_dim=8, **kw)
+
+
+@pytest.mark.parametrize("ema_decay", [0.0, 0.99])
+def test_quantizer_returns_codebook_rows(ema_decay):
+    q = vqvae.VectorQuantizer(tiny(ema_decay=ema_decay)).train()
+    z = torch.randn(2, 8, 4, 4)
+    q(z)  # initialises (and, with EMA, updates) the codebook
+    out, idx, loss = q.eval()(z)
+    assert out.shape == z.shape and idx.shape == (2, 4, 4) and loss.item() >= 0
+    assert torch.allclose(out.permute(0, 2, 3, 1), q.codebook[idx], atol=1e-6)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 8)  # every index is the nearest code
+    assert torch.equal(idx.flatten(), torch.cdist(flat, q.codebook).argmin(1))
+
+
+@pytest.mark.parametrize("ema_decay", [0.0, 0.99])
+def test_gradients_reach_the_encoder(ema_decay):
+    model = vqvae.VQVAE(tiny(ema_decay=ema_decay))
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    recon, idx, qloss = model(x)
+    assert recon.shape == x.shape and idx.shape == (2, 4, 4)
+    ((recon - x).pow(2).mean() + qloss).backward()
+    grad = model.encoder.net[0].weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_ema_restarts_dead_codes():
+    q = vqvae.VectorQuantizer(tiny(ema_decay=0.5)).train()
+    z = torch.randn(4, 8, 4, 4)
+    q(z)
+    q.codebook[3] = 1e6  # a code no input will ever pick
+    q.cluster_size[3] = 0.0
+    q(z)
+    assert q.codebook[3].abs().max() < 1e3
+
+
+def test_encode_decode_round_trip_shapes():
+    model = vqvae.VQVAE(tiny()).eval()
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    idx = model.encode(x)
+    assert idx.shape == (3, 8, 8) and idx.max() < 16
+    out = model.decode(idx)
+    assert out.shape == x.shape and out.abs().max() <= 1
+
+
+def test_vqvae_losses_decrease_on_a_tiny_batch():
+    torch.manual_seed(0)
+    model, disc = vqvae.VQVAE(tiny()), vqvae.Discriminator(channels=8)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    first = None
+    for it in range(40):
+        losses = vqvae.losses(model, disc, x, 0.1, 0.01, use_disc=it >= 20)
+        opt.zero_grad()
+        losses["loss"].backward()
+        opt.step()
+        first = first if first is not None else losses["mse"].item()
+    assert set(losses) >= {"mse", "quantizer", "perceptual", "adversarial", "d_loss", "loss"}
+    assert losses["mse"].item() < 0.5 * first
+
+
+def test_discriminator_features_and_perceptual_loss():
+    disc = vqvae.Discriminator(channels=8, layers=3)
+    x = torch.rand(2, 3, 32, 32)
+    logits, feats = disc(x)
+    assert logits.shape == (2, 1, 4, 4) and len(feats) == 3
+    assert vqvae.perceptual_loss(disc, x, x).item() == pytest.approx(0.0)
+    assert vqvae.perceptual_loss(disc, x, -x).item() > 0
+
+
+def test_evaluator_features_and_loss():
+    model = Evaluator(EvaluatorConfig(num_attributes=5, width=8, features=16))
+    x = torch.rand(3, 3, 32, 32)
+    logits, loss = model(x, torch.randint(0, 2, (3, 5)))
+    assert logits.shape == (3, 5) and loss.item() > 0
+    assert model.features(x).shape == (3, 16)

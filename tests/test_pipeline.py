@@ -1,0 +1,89 @@
+"""End to end: the real `dvc repro` on a tiny configuration, in a fresh git repository."""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "data": {"synthetic_count": 120, "image_size": 32},
+    "vqvae": {"channels": 8, "downsample": 8, "codebook_size": 32, "code_dim": 8, "max_iters": 4,
+              "disc_start": 2, "batch_size": 8},
+    "encode": {"shard_size": 50},
+    "ar": {"n_layer": 1, "n_head": 2, "n_embd": 16, "max_iters": 3, "batch_size": 8},
+    "diffusion": {"n_layer": 1, "n_head": 2, "n_embd": 16, "max_iters": 3, "batch_size": 8, "steps": 3},
+    "sample": {"num_samples": 12, "batch_size": 6},
+    "evaluate": {"width": 4, "max_iters": 3, "batch_size": 8},
+    "compute": {"threads": 1, "workers": 2},
+}
+OUTPUTS = ["data/raw/list_attr_celeba.txt", "data/images.h5", "data/tokens/train-00000-of-00002.h5",
+           "models/vqvae.safetensors", "models/ar.safetensors", "models/diffusion.safetensors",
+           "models/evaluator.safetensors", "samples/ar.h5", "samples/diffusion.h5",
+           "figures/reconstructions.png", "figures/ar_samples.png", "figures/ar_completion_half.png",
+           "figures/ar_completion_quarter.png", "figures/ar_completion_first_token.png",
+           "figures/diffusion_strip.png", "figures/diffusion.gif", "figures/diffusion_samples.png",
+           "dvclive/train_vqvae/plots/metrics/train/loss.tsv", "dvclive/train_ar/plots/metrics/train/loss.tsv"]
+
+
+def run(cmd, cwd, env):
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}"
+    return r.stdout
+
+
+def set_params(path: Path, changes: dict) -> None:
+    params = yaml.safe_load(path.read_text())
+    for section, values in changes.items():
+        params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.mark.e2e
+def test_dvc_repro_end_to_end(tmp_path):
+    repo = tmp_path / "repo"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file():
+            (repo / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, repo / f)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
+    set_params(repo / "params.yaml", TINY)
+    run(["git", "init", "-q"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "tiny"], repo, env)
+    dvc = [sys.executable, "-m", "dvc"]
+
+    run([*dvc, "repro"], repo, env)
+    for out in OUTPUTS:
+        assert (repo / out).exists(), out
+    metrics = {}
+    for name in ("data", "vqvae", "ar", "diffusion", "evaluator", "sample_ar", "sample_diffusion"):
+        values = json.loads((repo / "metrics" / f"{name}.json").read_text())
+        assert values and all(isinstance(v, float) and math.isfinite(v) for v in values.values()), name
+        metrics[name] = values
+    assert metrics["data"]["train_images"] + metrics["data"]["val_images"] + metrics["data"]["test_images"] == 120
+    assert {"fd", "seconds_per_image"} <= set(metrics["sample_diffusion"])
+    assert "Data and pipelines are up to date" in run([*dvc, "status"], repo, env)
+    tracked = run(["git", "status", "--porcelain", "--ignored"], repo, env)
+    assert "models/" in tracked and "!! models/" in tracked  # stage outputs are git-ignored
+
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    set_params(repo / "params.yaml", {"diffusion": {"temperature": 1.5}})
+    status = yaml.safe_load(run([*dvc, "status", "--json"], repo, env) or "{}")
+    assert list(status) == ["sample_diffusion"]
+
+    run([*dvc, "repro"], repo, env)
+    after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert [s for s in lock if lock[s] != after[s]] == ["sample_diffusion"]
+    assert json.loads((repo / "metrics/sample_diffusion.json").read_text()) != metrics["sample_diffusion"]
