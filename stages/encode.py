@@ -20,6 +20,7 @@ PARAMS = ("encode",)
 def run(p: Params) -> None:
     dev = common.device(p, 0)
     model, _ = checkpoint.load(common.VQVAE, vqvae.VQVAE, vqvae.VQVAEConfig, dev)
+    model.to(memory_format=torch.channels_last)
     tokenizer = checkpoint.sha256(common.VQVAE)
     tmp = common.TOKENS.with_name(common.TOKENS.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -29,7 +30,8 @@ def run(p: Params) -> None:
         grids = []
         with common.progress(n, f"encoding {split}") as advance, torch.no_grad():
             for i in range(0, n, bs):
-                grids.append(model.encode(images.to_tensor(data["images"][i:i + bs]).to(dev)).cpu().numpy())
+                x = images.to_tensor(data["images"][i:i + bs]).to(dev, memory_format=torch.channels_last)
+                grids.append(model.encode(x).cpu().numpy())
                 advance(len(grids[-1]))
         h = w = data["images"].shape[1] // model.cfg.downsample
         grid = np.concatenate(grids) if grids else np.zeros((0, h, w), np.int64)

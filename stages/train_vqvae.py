@@ -26,13 +26,14 @@ def run(p: Params) -> None:
     dev = common.device(p, v.seed)
     data = images.to_tensor(images.read_split(common.IMAGES, "train")["images"])
     val = images.read_split(common.IMAGES, "val")
-    model, disc = vqvae.VQVAE(config(p)).to(dev), vqvae.Discriminator().to(dev)
+    fast = dict(device=dev, memory_format=torch.channels_last)  # about 2x faster convolutions on CPU
+    model, disc = vqvae.VQVAE(config(p)).to(**fast), vqvae.Discriminator().to(**fast)
     opt_g = train.adamw(model, v.lr, betas=(0.5, 0.9))
     opt_d = train.adamw(disc, v.lr, betas=(0.5, 0.9))
     stream = train.batches(data, v.batch_size, torch.Generator().manual_seed(v.seed))
 
     def losses(it: int) -> dict[str, torch.Tensor]:
-        x = next(stream).to(dev)
+        x = next(stream).to(**fast)
         return vqvae.losses(model, disc, x, v.perceptual_weight, v.adversarial_weight, use_disc=it >= v.disc_start)
 
     with common.live("train_vqvae") as log, common.progress(v.max_iters, "training VQ-VAE") as advance:
@@ -46,7 +47,7 @@ def run(p: Params) -> None:
     recon, tokens = [], []
     with torch.no_grad():
         for i in range(0, len(real), 256):
-            idx = model.encode(real[i:i + 256].to(dev))
+            idx = model.encode(real[i:i + 256].to(**fast))
             tokens.append(idx.cpu())
             recon.append(model.decode(idx).cpu())
     recon, tokens = torch.cat(recon), torch.cat(tokens)

@@ -54,7 +54,7 @@ class Data:
 
 @dataclass
 class VQVAE:
-    channels: int = _f(32, "channels at full resolution; doubled at each downsampling, at most 4x")
+    channels: int = _f(16, "channels at full resolution; doubled at each downsampling, at most 4x")
     downsample: int = _f(8, "image side / token grid side (a power of two)")
     res_blocks: int = _f(1, "residual blocks per resolution level")
     codebook_size: int = _f(256, "number of codes")
@@ -94,9 +94,9 @@ class Prior:
 
     n_layer: int = _f(4, "transformer blocks")
     n_head: int = _f(4, "attention heads")
-    n_embd: int = _f(192, "embedding width")
+    n_embd: int = _f(128, "embedding width")
     dropout: float = _f(0.0, "dropout probability")
-    max_iters: int = _f(800, "training iterations")
+    max_iters: int = _f(600, "training iterations")
     batch_size: int = _f(64, "token grids per iteration")
     lr: float = _f(1e-3, "peak learning rate (AdamW, cosine decay)")
     weight_decay: float = _f(0.01, "AdamW weight decay on matrices")

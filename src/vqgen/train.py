@@ -81,7 +81,7 @@ def fit(losses: Callable[[int], dict[str, torch.Tensor]], objectives: list[tuple
             if grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
             opt.step()
-        last = {k: float(v) for k, v in named.items()}
+        last = {k: v.item() for k, v in named.items()}
         last["lr"] = rate
         if not all(math.isfinite(v) for v in last.values()):
             raise FloatingPointError(f"a loss became non-finite at iteration {it}: {last}")
