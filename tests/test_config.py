@@ -27,6 +27,7 @@ def test_params_yaml_is_complete_and_valid():
     ({"data": {"image_size": 60}}, "data.image_size is 60; use a multiple of vqvae.downsample (8)"),
     ({"vqvae": {"downsample": 6}}, "vqvae.downsample is 6; use a power of two"),
     ({"diffusion": {"temperature": 0}}, "diffusion.temperature is 0.0; use a positive number"),
+    ({"ar": {"temperature": -1.0}}, "ar.temperature is -1.0; use a positive number"),
     ({"ar": {"n_embd": 100, "n_head": 3}}, "ar.n_embd is 100; use a multiple of ar.n_head (3)"),
 ])
 def test_bad_values_are_named(raw, message):

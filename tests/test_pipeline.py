@@ -58,6 +58,9 @@ def test_dvc_repro_end_to_end(tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
+    for stale in ("dvc.lock", "metrics", "dvclive"):  # start from nothing, as a new user would
+        path = repo / stale
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     set_params(repo / "params.yaml", TINY)
     run(["git", "init", "-q"], repo, env)
     run(["git", "add", "-A"], repo, env)

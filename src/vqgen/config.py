@@ -124,8 +124,8 @@ class AR(Prior):
 @dataclass
 class Diffusion(Prior):
     extra_noise: float = _f(0.1, "fraction of tokens re-randomised between x_a and x_b")
-    steps: int = _f(40, "reverse diffusion steps when sampling")
-    temperature: float = _f(0.7, "sampling temperature")
+    steps: int = _f(100, "reverse diffusion steps when sampling")
+    temperature: float = _f(1.0, "sampling temperature (below 1 changes fewer tokens per step)")
 
     def validate(self) -> None:
         super().validate()
@@ -135,7 +135,7 @@ class Diffusion(Prior):
 
 @dataclass
 class Sample:
-    num_samples: int = _f(256, "samples drawn for the Fréchet distance")
+    num_samples: int = _f(320, "samples drawn for the Fréchet distance")
     batch_size: int = _f(128, "samples generated at once")
     seed: int = _f(0, "sampling seed")
 

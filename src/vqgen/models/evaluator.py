@@ -17,7 +17,7 @@ import torch.nn.functional as F
 class EvaluatorConfig:
     num_attributes: int = 40
     width: int = 32
-    features: int = 128
+    features: int = 64
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:

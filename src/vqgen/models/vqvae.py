@@ -125,7 +125,8 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def _initialise(self, flat: torch.Tensor) -> None:
         """Start the codebook at random encoder outputs (data-dependent init)."""
-        pick = torch.randint(0, flat.shape[0], (self.cfg.codebook_size,), device=flat.device)
+        n, k = flat.shape[0], self.cfg.codebook_size
+        pick = torch.randperm(n, device=flat.device)[:k] if n >= k else torch.randint(0, n, (k,), device=flat.device)
         self.codebook.data.copy_(flat[pick])
         if self.ema:
             self.embed_sum.copy_(flat[pick])
