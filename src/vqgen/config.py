@@ -62,7 +62,7 @@ class VQVAE:
     beta: float = _f(0.25, "commitment loss weight (van den Oord et al. 2017)")
     ema_decay: float = _f(0.99, "EMA codebook decay (Razavi et al. 2019); 0 learns codes by gradient")
     perceptual_weight: float = _f(0.1, "weight of the discriminator-feature perceptual loss")
-    adversarial_weight: float = _f(0.02, "weight of the generator's adversarial loss")
+    adversarial_weight: float = _f(0.0, "weight of the generator's adversarial (hinge) loss; off by default")
     disc_start: int = _f(300, "iteration at which the discriminator losses switch on")
     max_iters: int = _f(1000, "training iterations")
     batch_size: int = _f(32, "images per iteration")

@@ -1,10 +1,13 @@
 """CelebA's file layout: `img_align_celeba/`, `list_attr_celeba.txt`, `list_eval_partition.txt`.
 
-The synthetic faces are written in this layout, so reading it is the default code path.
+The synthetic faces are written in this layout, so reading it is the default code path. The real
+dataset also ships `identity_CelebA.txt` (read when present) and bounding-box and landmark files
+(not read). Every parser checks each line and names the file and line of the first bad one.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -12,36 +15,124 @@ import pandas as pd
 IMAGE_DIR = "img_align_celeba"
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
+IDENTITY_FILE = "identity_CelebA.txt"
+BBOX_FILE = "list_bbox_celeba.txt"
+LANDMARKS_FILE = "list_landmarks_align_celeba.txt"
+
+IMAGE_COUNT = 202_599
+OFFICIAL_SPLIT = {0: 162_770, 1: 19_867, 2: 19_962}
+SPLIT_NAMES = {0: "train", 1: "val", 2: "test"}
 
 
 class LayoutError(ValueError):
     """A CelebA directory whose files are missing or inconsistent."""
 
 
+def _table_lines(path: Path, first: int, columns: int, what: str) -> list[str]:
+    """The lines of path from line number `first` on (1-based), each checked to hold `columns` fields."""
+    lines = path.read_text().splitlines()[first - 1:]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for number, line in enumerate(lines, start=first):
+        found = len(line.split())
+        if found != columns:
+            raise LayoutError(f"{path}, line {number}: expected {columns} fields ({what}), found {found}.")
+    return lines
+
+
+def _parse(path: Path, lines: list[str], names: list[str], first: int) -> pd.DataFrame:
+    """Whitespace-separated rows as a table indexed by image name; non-numbers become NaN."""
+    table = pd.read_csv(io.StringIO("\n".join(lines)), sep=r"\s+", header=None, names=["image", *names],
+                        dtype={"image": str})
+    dup = table["image"].duplicated()
+    if dup.any():
+        row = int(dup.to_numpy().argmax())
+        raise LayoutError(f"{path}, line {first + row}: {table['image'].iloc[row]} is listed twice.")
+    values = table.drop(columns="image").apply(pd.to_numeric, errors="coerce")
+    values.index = pd.Index(table["image"], name="image")
+    return values
+
+
+def _check_values(path: Path, table: pd.DataFrame, allowed: list[int], first: int, what: str) -> None:
+    bad = ~table.isin(allowed).to_numpy()
+    if bad.any():
+        row, col = divmod(int(bad.argmax()), bad.shape[1])
+        raw = _raw_value(path, first + row, col)
+        raise LayoutError(f"{path}, line {first + row}: {what}, found {raw!r}.")
+
+
+def _raw_value(path: Path, number: int, col: int) -> str:
+    return path.read_text().splitlines()[number - 1].split()[col + 1]
+
+
 def read_attributes(path: str | Path) -> pd.DataFrame:
-    """The attribute table: one row per image file name, one 0/1 column per attribute."""
+    """The attribute table: one row per image file name, one 0/1 int8 column per attribute of the header."""
     path = Path(path)
     with path.open() as f:
-        count = int(f.readline())
+        head = f.readline().strip()
         names = f.readline().split()
-    table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, index_col=0, names=["image", *names])
-    if len(table) != count:
-        raise LayoutError(f"{path} announces {count} images but lists {len(table)}.")
-    if not table.isin([-1, 1]).all().all():
-        raise LayoutError(f"{path} holds values other than -1 and 1.")
+    if not head.isdigit():
+        raise LayoutError(f"{path}, line 1: expected the number of images, found {head!r}.")
+    if not names or len(set(names)) != len(names):
+        raise LayoutError(f"{path}, line 2: expected distinct attribute names, found {' '.join(names)!r}.")
+    count = int(head)
+    lines = _table_lines(path, 3, len(names) + 1, f"an image name and {len(names)} values of -1 or 1")
+    if len(lines) != count:
+        raise LayoutError(f"{path} announces {count} images but lists {len(lines)}.")
+    table = _parse(path, lines, names, 3)
+    _check_values(path, table, [-1, 1], 3, "attribute values must be -1 or 1")
     return (table == 1).astype("int8")
 
 
 def read_partition(path: str | Path) -> pd.Series:
-    """The official split of each image file name: 0 train, 1 val, 2 test."""
-    part = pd.read_csv(path, sep=r"\s+", header=None, index_col=0, names=["image", "split"])["split"]
-    if not part.isin([0, 1, 2]).all():
-        raise LayoutError(f"{path} holds split values other than 0, 1 and 2.")
+    """The official split of each image file name: 0 train, 1 val, 2 test.
+
+    A file listing all 202,599 CelebA images must hold the official 162,770 / 19,867 / 19,962 split;
+    smaller sets (the synthetic faces) may split as they like.
+    """
+    path = Path(path)
+    lines = _table_lines(path, 1, 2, "an image name and a split 0, 1 or 2")
+    table = _parse(path, lines, ["split"], 1)
+    _check_values(path, table, [0, 1, 2], 1, "the split must be 0, 1 or 2")
+    part = table["split"].astype("int64")
+    if len(part) == IMAGE_COUNT:
+        counts = part.value_counts().reindex(list(OFFICIAL_SPLIT), fill_value=0).to_dict()
+        if counts != OFFICIAL_SPLIT:
+            found = " / ".join(f"{SPLIT_NAMES[k]} {v}" for k, v in counts.items())
+            official = " / ".join(f"{SPLIT_NAMES[k]} {v}" for k, v in OFFICIAL_SPLIT.items())
+            raise LayoutError(f"{path} lists all {IMAGE_COUNT} images but splits them {found}, "
+                              f"not the official {official}.")
     return part
 
 
+def read_identities(path: str | Path) -> pd.Series:
+    """The person shown in each image file name, as a positive integer id (`identity_CelebA.txt`)."""
+    path = Path(path)
+    lines = _table_lines(path, 1, 2, "an image name and an identity number")
+    table = _parse(path, lines, ["identity"], 1)
+    ids = table["identity"]
+    bad = ~(ids.notna() & (ids >= 1) & (ids == ids.round())).to_numpy()
+    if bad.any():
+        row = int(bad.argmax())
+        raise LayoutError(f"{path}, line {row + 1}: the identity must be a positive integer, "
+                          f"found {_raw_value(path, row + 1, 0)!r}.")
+    return ids.astype("int64")
+
+
+def _same_images(root: Path, reference: pd.Index, other: pd.Index, name: str) -> None:
+    if reference.equals(other):
+        return
+    extra, missing = other.difference(reference), reference.difference(other)
+    example = (f"{extra[0]} is only in {name}" if len(extra)
+               else f"{missing[0]} is missing from {name}" if len(missing) else "they list them in another order")
+    raise LayoutError(f"{ATTR_FILE} and {name} in {root} do not list the same images: {example}.")
+
+
 def read_layout(root: str | Path) -> tuple[list[Path], pd.DataFrame, pd.Series]:
-    """Image paths, attributes and splits of a CelebA directory, checked against each other."""
+    """Image paths, attributes and splits of a CelebA directory, checked against each other.
+
+    The identity file is optional; when present it must list the same images as the attributes.
+    """
     root = Path(root)
     for name in (IMAGE_DIR, ATTR_FILE, PARTITION_FILE):
         if not (root / name).exists():
@@ -49,8 +140,9 @@ def read_layout(root: str | Path) -> tuple[list[Path], pd.DataFrame, pd.Series]:
                               f"and {PARTITION_FILE}.")
     attrs = read_attributes(root / ATTR_FILE)
     part = read_partition(root / PARTITION_FILE)
-    if not attrs.index.equals(part.index):
-        raise LayoutError(f"{ATTR_FILE} and {PARTITION_FILE} in {root} do not list the same images.")
+    _same_images(root, attrs.index, part.index, PARTITION_FILE)
+    if (root / IDENTITY_FILE).exists():
+        _same_images(root, attrs.index, read_identities(root / IDENTITY_FILE).index, IDENTITY_FILE)
     paths = [root / IMAGE_DIR / name for name in attrs.index]
     missing = [p.name for p in paths if not p.exists()]
     if missing:

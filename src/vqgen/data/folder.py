@@ -1,0 +1,194 @@
+"""Any directory of images as a data source: find the files, check each decodes and is large enough,
+give each a split from a hash of its relative path (so adding files never moves old ones), and decode
+them to square RGB arrays the way `images.load_face` does for CelebA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from warnings import catch_warnings, simplefilter
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
+REASONS = ("unreadable", "too_small", "not_an_image")
+WHITE = (255, 255, 255, 255)
+
+
+class UnreadableImage(ValueError):
+    """A file with an image suffix that does not decode; the message says why."""
+
+
+class FolderError(ValueError):
+    """An image folder that is missing or holds no usable image."""
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    """Decode one image file to RGB: first frame, EXIF orientation applied, transparency on white."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise UnreadableImage("empty file")
+        with catch_warnings():
+            simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.seek(0)
+                img.load()  # decodes everything now, so truncation shows here
+                return _to_rgb(ImageOps.exif_transpose(img))
+    except UnreadableImage:
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise UnreadableImage(f"over {Image.MAX_IMAGE_PIXELS} pixels") from None
+    except UnidentifiedImageError:
+        raise UnreadableImage("not a recognised image format") from None
+    except EOFError:
+        raise UnreadableImage("truncated") from None
+    except OSError as e:
+        if e.errno is not None:  # the file system's error, not the decoder's
+            raise UnreadableImage(f"cannot read: {e.strerror}") from None
+        if "truncated" in str(e):
+            raise UnreadableImage("truncated") from None
+        raise UnreadableImage(f"corrupt: {e}") from None
+    except Exception as e:  # PIL plugins also raise SyntaxError, ValueError, struct.error, ... on bad data
+        raise UnreadableImage(f"corrupt: {type(e).__name__}: {e}") from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit samples (Pillow holds 16-bit grey PNGs this way); keep the top 8 bits' worth
+        grey = np.clip(np.asarray(img, dtype=np.float64), 0, 65535) / 257
+        return Image.fromarray(grey.round().astype(np.uint8), "L").convert("RGB")
+    if img.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in img.info:
+        return Image.alpha_composite(Image.new("RGBA", img.size, WHITE), img.convert("RGBA")).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_square(path: str | Path, size: int) -> np.ndarray:
+    """Decode an image, centre-crop it to a square, resize (antialiased) to size x size: uint8 (S, S, 3)."""
+    img = open_rgb(path)
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def split_of(relative_path: str, val_fraction: float, test_fraction: float) -> int:
+    """0 train, 1 val or 2 test, from a hash of the relative path alone."""
+    if not (0 <= val_fraction and 0 <= test_fraction and val_fraction + test_fraction <= 1):
+        raise ValueError(f"val_fraction {val_fraction} and test_fraction {test_fraction} must be >= 0 "
+                         "and sum to at most 1.")
+    digest = hashlib.sha1(PurePosixPath(relative_path).as_posix().encode("utf-8")).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    return 2 if u < test_fraction else 1 if u < test_fraction + val_fraction else 0
+
+
+@dataclass
+class Scan:
+    root: Path
+    paths: list[Path]  # usable images, sorted by relative path
+    split: np.ndarray  # uint8, one per path
+    skipped: dict[str, list[str]]  # reason -> relative paths
+    found: int  # files considered
+    details: dict[str, str] = field(default_factory=dict)  # relative path -> why it was skipped
+
+
+def _walk(root: Path) -> list[str]:
+    """Relative POSIX paths of the files under root, hidden files and directories left out, sorted."""
+    found = []
+    for top, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            path = Path(top, name)
+            if not name.startswith(".") and path.is_file():
+                found.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
+def _check(path: str, min_size: int) -> tuple[str, str] | None:
+    """None for a usable image, else (reason, detail)."""
+    try:
+        w, h = open_rgb(path).size
+    except UnreadableImage as e:
+        return "unreadable", str(e)
+    if min(w, h) < min_size:
+        return "too_small", f"{w}x{h}, under {min_size} px"
+    return None
+
+
+def _check_many(job: tuple[list[str], int]) -> list[tuple[str, str] | None]:
+    paths, min_size = job
+    return [_check(p, min_size) for p in paths]
+
+
+def scan(root: str | Path, min_size: int, val_fraction: float, test_fraction: float, workers: int = 1,
+         progress: Callable[[int], None] | None = None, chunk: int = 64) -> Scan:
+    """Find the usable images under root and their splits; progress(n) after each n files decoded."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise FolderError(f"Image folder {root} does not exist.")
+    if not root.is_dir():
+        raise FolderError(f"Image folder {root} is not a directory.")
+    files = _walk(root)
+    skipped = {reason: [] for reason in REASONS}
+    details = {}
+    candidates = []
+    for rel in files:
+        if Path(rel).suffix.lower() in SUFFIXES:
+            candidates.append(rel)
+        else:
+            skipped["not_an_image"].append(rel)
+
+    jobs = [([str(root / rel) for rel in candidates[i:i + chunk]], min_size) for i in range(0, len(candidates), chunk)]
+    results = []
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            for checked in pool.map(_check_many, jobs):
+                results += checked
+                if progress:
+                    progress(len(checked))
+    else:
+        for job in jobs:
+            results += _check_many(job)
+            if progress:
+                progress(len(job[0]))
+
+    used = []
+    for rel, result in zip(candidates, results):
+        if result is None:
+            used.append(rel)
+        else:
+            skipped[result[0]].append(rel)
+            details[rel] = result[1]
+    if not used:
+        raise FolderError(
+            f"No usable image in {root}: of {len(files)} files, {len(skipped['unreadable'])} are unreadable, "
+            f"{len(skipped['too_small'])} are smaller than {min_size} px and {len(skipped['not_an_image'])} "
+            f"do not end in {', '.join(sorted(SUFFIXES))}.")
+    split = np.array([split_of(rel, val_fraction, test_fraction) for rel in used], np.uint8)
+    return Scan(root, [root / rel for rel in used], split, skipped, len(files), details)
+
+
+def warnings(scan: Scan, limit: int = 20) -> list[str]:
+    """One line per skipped file, e.g. 'skipped photos/a.jpg: unreadable (truncated)', at most limit + 1."""
+    skipped = sorted((rel, reason) for reason, rels in scan.skipped.items() for rel in rels)
+    lines = []
+    for rel, reason in skipped[:limit]:
+        detail = scan.details.get(rel)
+        lines.append(f"skipped {rel}: {reason.replace('_', ' ')}" + (f" ({detail})" if detail else ""))
+    if len(skipped) > limit:
+        lines.append(f"... and {len(skipped) - limit} more")
+    return lines
+
+
+def counts(scan: Scan) -> dict[str, int]:
+    """Flat numbers for the metrics file: files found, used, and skipped per reason."""
+    out = {"found": scan.found, "used": len(scan.paths)}
+    out.update({f"skipped_{reason}": len(scan.skipped.get(reason, [])) for reason in REASONS})
+    return out

@@ -1,0 +1,198 @@
+"""The image-folder source, on a folder of real files in every format and state it must cope with."""
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from vqgen.data import folder
+
+RED, BLUE, GREEN, WHITE = (220, 20, 20), (20, 20, 220), (20, 200, 20), (255, 255, 255)
+
+USED = ["anim.gif", "cmyk.jpg", "deep.png", "grey.png", "palette.png", "photo.jpg", "pic.bmp", "pic.webp",
+        "rgba.png", "rotated.jpg", "shout.JPEG", "sub/nested.png"]
+UNREADABLE = ["bad/corrupt.png", "bad/empty.jpg", "bad/text.jpg", "bad/truncated.jpg"]
+
+
+def solid(w, h, colour, mode="RGB"):
+    return Image.new(mode, (w, h), colour)
+
+
+def write_good(root):
+    """The usable images, each at least 16 px on its shorter side."""
+    (root / "sub").mkdir(parents=True, exist_ok=True)
+    solid(48, 32, RED).save(root / "photo.jpg", quality=95)
+    solid(32, 32, BLUE).save(root / "shout.JPEG")
+    solid(24, 40, GREEN).save(root / "sub/nested.png")
+    solid(20, 20, 128, "L").save(root / "grey.png")
+    rgba = solid(32, 16, (*BLUE, 255), "RGBA")
+    rgba.paste((0, 0, 0, 0), (0, 0, 16, 16))  # left half transparent black
+    rgba.save(root / "rgba.png")
+    pal = Image.new("P", (32, 16), 0)
+    pal.putpalette([0, 0, 0, *RED] + [0] * 762)
+    pal.paste(1, (16, 0, 32, 16))  # left half index 0 (transparent), right half red
+    pal.save(root / "palette.png", transparency=0)
+    Image.fromarray(np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (16, 1))).save(root / "deep.png")
+    solid(32, 32, (0, 255, 255, 0), "CMYK").save(root / "cmyk.jpg", quality=95)
+    rotated = np.full((20, 40, 3), BLUE, np.uint8)
+    rotated[:8, :8] = RED  # stored top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(rotated).save(root / "rotated.jpg", quality=95, exif=exif)
+    solid(24, 24, RED).save(root / "anim.gif", save_all=True, append_images=[solid(24, 24, BLUE)], duration=100)
+    solid(24, 24, GREEN).save(root / "pic.webp", lossless=True)
+    solid(24, 24, BLUE).save(root / "pic.bmp")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faces")
+    write_good(root)
+    (root / "bad").mkdir()
+    (root / "bad/empty.jpg").touch()
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(root / "whole.jpg", quality=95)
+    data = (root / "whole.jpg").read_bytes()
+    (root / "whole.jpg").unlink()
+    (root / "bad/truncated.jpg").write_bytes(data[:len(data) // 2])
+    (root / "bad/corrupt.png").write_bytes(np.random.default_rng(1).bytes(500))
+    (root / "bad/text.jpg").write_text("not a picture\n")
+    (root / "notes.txt").write_text("shot in 2024\n")
+    solid(8, 8, RED).save(root / "tiny.png")
+    solid(32, 32, RED).save(root / ".hidden.jpg")
+    (root / ".cache").mkdir()
+    solid(32, 32, RED).save(root / ".cache/inside.jpg")
+    return root
+
+
+def near(pixel, colour, tol=40):
+    return bool(np.all(np.abs(np.asarray(pixel, int) - colour) <= tol))
+
+
+def rgb(path):
+    return np.asarray(folder.open_rgb(path))
+
+
+def test_scan_sorts_files_into_used_and_skipped(root):
+    s = folder.scan(root, min_size=16, val_fraction=0.2, test_fraction=0.2)
+    assert [p.relative_to(root).as_posix() for p in s.paths] == USED
+    assert s.skipped == {"unreadable": UNREADABLE, "too_small": ["tiny.png"], "not_an_image": ["notes.txt"]}
+    assert s.found == 18  # hidden files and directories are not even considered
+    assert s.split.dtype == np.uint8 and s.split.shape == (len(USED),)
+    assert list(s.split) == [folder.split_of(rel, 0.2, 0.2) for rel in USED]
+    assert s.details["bad/truncated.jpg"] == "truncated" and s.details["bad/empty.jpg"] == "empty file"
+    assert folder.counts(s) == {"found": 18, "used": 12, "skipped_unreadable": 4, "skipped_too_small": 1,
+                                "skipped_not_an_image": 1}
+    lines = folder.warnings(s)
+    assert len(lines) == 6 and "skipped bad/truncated.jpg: unreadable (truncated)" in lines
+    for rel in [*UNREADABLE, "tiny.png", "notes.txt"]:
+        assert sum(f"skipped {rel}:" in line for line in lines) == 1
+    assert folder.warnings(s, limit=2)[-1] == "... and 4 more" and len(folder.warnings(s, limit=2)) == 3
+
+
+def test_truncated_files_are_not_loaded_leniently(root):
+    assert not ImageFile.LOAD_TRUNCATED_IMAGES
+    with pytest.raises(folder.UnreadableImage, match="truncated"):
+        folder.open_rgb(root / "bad/truncated.jpg")
+
+
+def test_open_rgb_flattens_every_mode_to_rgb(root):
+    for rel in USED:
+        img = folder.open_rgb(root / rel)
+        assert img.mode == "RGB", rel
+    assert near(rgb(root / "grey.png")[5, 5], (128, 128, 128), 0)
+    rgba = rgb(root / "rgba.png")
+    assert near(rgba[8, 4], WHITE, 0) and near(rgba[8, 28], BLUE, 0)
+    pal = rgb(root / "palette.png")
+    assert near(pal[8, 4], WHITE, 0) and near(pal[8, 28], RED, 0)
+    assert near(rgb(root / "cmyk.jpg")[16, 16], (255, 0, 0))
+    assert near(rgb(root / "anim.gif")[12, 12], RED, 10)  # the first frame, not the second
+    assert near(rgb(root / "pic.webp")[12, 12], GREEN, 0) and near(rgb(root / "pic.bmp")[12, 12], BLUE, 0)
+
+
+def test_sixteen_bit_becomes_an_eight_bit_gradient(root):
+    deep = rgb(root / "deep.png").astype(int)
+    assert deep.shape == (16, 64, 3) and (deep[..., 0] == deep[..., 2]).all()
+    row = deep[0, :, 0]
+    assert row[0] <= 2 and row[-1] >= 253 and (np.diff(row) >= 0).all() and len(np.unique(row)) > 50
+
+
+def test_exif_orientation_is_honoured(root):
+    img = rgb(root / "rotated.jpg")
+    assert img.shape == (40, 20, 3)  # stored 40 wide, shown 20 wide
+    # orientation 6: stored row 0 is the right-hand column, stored column 0 the top row
+    assert near(img[2, 17], RED) and near(img[2, 2], BLUE) and near(img[37, 17], BLUE)
+
+
+def test_load_square_crops_the_centre(tmp_path):
+    img = np.full((20, 40, 3), RED, np.uint8)
+    img[:, 10:30] = GREEN  # the centre 20 x 20
+    Image.fromarray(img).save(tmp_path / "wide.png")
+    out = folder.load_square(tmp_path / "wide.png", 16)
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+    assert near(out[1, 1], GREEN, 2) and near(out[14, 14], GREEN, 2)
+
+
+def test_decompression_bombs_are_unreadable(tmp_path, monkeypatch):
+    solid(12, 12, RED).save(tmp_path / "warns.png")  # over the limit: a warning, by default
+    solid(32, 32, RED).save(tmp_path / "errors.png")  # over twice the limit: an error
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    for name in ("warns.png", "errors.png"):
+        with pytest.raises(folder.UnreadableImage, match="pixels"):
+            folder.open_rgb(tmp_path / name)
+
+
+def test_split_of_is_a_stable_hash_of_the_path():
+    names = [f"people/{i:05d}.jpg" for i in range(5000)]
+    splits = np.array([folder.split_of(n, 0.1, 0.2) for n in names])
+    assert abs((splits == 1).mean() - 0.1) < 0.02 and abs((splits == 2).mean() - 0.2) < 0.02
+    assert [folder.split_of(n, 0.1, 0.2) for n in names] == list(splits)
+    # pinned, so a switch to Python's salted hash() or another digest shows up
+    assert [folder.split_of(f"img{i}.jpg", 0.3, 0.3) for i in range(10)] == [1, 2, 1, 1, 0, 2, 0, 2, 0, 0]
+    assert {folder.split_of(n, 0, 0) for n in names[:100]} == {0}
+    assert {folder.split_of(n, 0, 1) for n in names[:100]} == {2}
+    with pytest.raises(ValueError):
+        folder.split_of("a.jpg", 0.6, 0.6)
+
+
+def test_splits_depend_only_on_relative_paths(tmp_path):
+    write_good(tmp_path / "a")
+    before = folder.scan(tmp_path / "a", 16, 0.3, 0.3)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for i in range(8):  # new files, some sorting before the old ones
+        solid(16, 16, RED).save(tmp_path / "b" / f"{'aa' if i % 2 else 'zz'}{i}.png")
+    after = folder.scan(tmp_path / "b", 16, 0.3, 0.3)
+    old = {p.relative_to(before.root).as_posix(): s for p, s in zip(before.paths, before.split)}
+    new = {p.relative_to(after.root).as_posix(): s for p, s in zip(after.paths, after.split)}
+    assert len(new) == len(old) + 8 and {rel: new[rel] for rel in old} == old
+    assert len(set(old.values())) > 1
+
+
+def test_workers_give_the_same_scan(root):
+    seen = []
+    one = folder.scan(root, 16, 0.2, 0.2, workers=1)
+    two = folder.scan(root, 16, 0.2, 0.2, workers=2, progress=seen.append, chunk=4)
+    assert two.paths == one.paths and np.array_equal(two.split, one.split)
+    assert (two.skipped, two.details, two.found) == (one.skipped, one.details, one.found)
+    assert sum(seen) == len(USED) + len(UNREADABLE) + 1 and len(seen) == 5  # every image file, in chunks
+
+
+def test_folders_without_usable_images_are_errors(tmp_path):
+    with pytest.raises(folder.FolderError, match="does not exist"):
+        folder.scan(tmp_path / "missing", 16, 0.1, 0.1)
+    (tmp_path / "file.jpg").write_text("x")
+    with pytest.raises(folder.FolderError, match="not a directory"):
+        folder.scan(tmp_path / "file.jpg", 16, 0.1, 0.1)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(folder.FolderError, match=re.escape(str(tmp_path / "empty"))):
+        folder.scan(tmp_path / "empty", 16, 0.1, 0.1)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.jpg").write_text("x")
+    (bad / "y.txt").write_text("y")
+    solid(8, 8, RED).save(bad / "z.png")
+    with pytest.raises(folder.FolderError) as e:
+        folder.scan(bad, 16, 0.1, 0.1)
+    assert str(bad) in str(e.value) and "1 are unreadable" in str(e.value) and "1 are smaller" in str(e.value)
