@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from vqgen import config
 from vqgen.data.celeba import LayoutError
+from vqgen.data.celeba_fetch import FetchError
+from vqgen.data.folder import FolderError
 from vqgen.data.tokens import ShardError
 
 STAGES = ("download", "prepare", "train_vqvae", "encode", "train_ar", "train_diffusion",
           "train_evaluator", "sample_ar", "sample_diffusion")
 RUNTIME = ("compute",)  # how to run, not what to compute: not a DVC dependency
-USER_ERRORS = (config.ConfigError, LayoutError, ShardError, FileNotFoundError)
+USER_ERRORS = (config.ConfigError, LayoutError, FetchError, FolderError, ShardError, FileNotFoundError)
 
 app = typer.Typer(help=__doc__.split("\n\n")[0] + " Run them all, in order, with `dvc repro`.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -61,7 +62,6 @@ def _command(name: str, module):
                                         annotation=Optional[kind], default=option))
 
     def command(**kwargs) -> None:
-        console = Console(stderr=True)
         try:
             p = config.load_params(kwargs.pop("params_file"))
             for ident, value in kwargs.items():
@@ -70,7 +70,7 @@ def _command(name: str, module):
             p.validate()
             module.run(p)
         except USER_ERRORS as e:
-            console.print(f"[red]error:[/red] {e}", highlight=False)
+            typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1)
 
     command.__signature__ = inspect.Signature(params)

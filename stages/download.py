@@ -1,19 +1,32 @@
-"""Get face images in CelebA's file layout into data/raw: drawn offline (synthetic) or real CelebA."""
+"""Get face images into data/raw: drawn offline (synthetic) or real CelebA, both in CelebA's file
+layout, or any folder of images (checked, split by a hash of each path, and copied)."""
 
 from __future__ import annotations
 
-from vqgen.config import ConfigError, Params
-from vqgen.data import synthetic
+import typer
+
+from vqgen.config import Params
+from vqgen.data import celeba, celeba_fetch, folder, synthetic
 
 from stages import common
 
-PARAMS = ("data.source", "data.synthetic_count", "data.seed", "data.celeba_dir", "data.folder")
+PARAMS = ("data.source", "data.synthetic_count", "data.seed", "data.celeba_dir", "data.folder",
+          "data.min_size", "data.val_fraction", "data.test_fraction")
 
 
 def run(p: Params) -> None:
-    if p.data.source == "synthetic":
-        with common.progress(p.data.synthetic_count, "drawing faces") as advance:
-            synthetic.write_synthetic(common.RAW, p.data.synthetic_count, p.data.seed,
-                                      workers=common.workers(p), progress=advance)
+    d = p.data
+    if d.source == "synthetic":
+        with common.progress(d.synthetic_count, "drawing faces") as advance:
+            synthetic.write_synthetic(common.RAW, d.synthetic_count, d.seed, workers=common.workers(p),
+                                      progress=advance)
+    elif d.source == "celeba":
+        with common.progress(celeba.IMAGE_COUNT, "placing CelebA images") as advance:
+            celeba_fetch.fetch(common.RAW, d.celeba_dir or None, progress=advance)
     else:
-        raise ConfigError(f"data.source {p.data.source!r} is not implemented yet; use data.source: synthetic.")
+        with common.progress(None, f"checking images in {d.folder}") as advance:
+            scan = folder.scan(d.folder, d.min_size, d.val_fraction, d.test_fraction,
+                               workers=common.workers(p), progress=advance)
+        for line in folder.warnings(scan):
+            typer.echo(f"warning: {line}", err=True)
+        folder.write_import(scan, common.RAW)

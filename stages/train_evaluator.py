@@ -1,4 +1,5 @@
-"""Train the judge of samples: an attribute classifier on real training images."""
+"""Train the judge of samples on real training images: an attribute classifier, or, for a
+folder of images without attributes, a classifier of image rotations."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 from vqgen import checkpoint, train
 from vqgen.config import Params
 from vqgen.data import images
-from vqgen.models.evaluator import Evaluator, EvaluatorConfig
+from vqgen.models.evaluator import Evaluator, EvaluatorConfig, rotate
 
 from stages import common
 
@@ -27,10 +28,12 @@ def run(p: Params) -> None:
 
     def losses(it: int) -> dict[str, torch.Tensor]:
         rows = next(stream)
-        xb = x[rows]
-        flip = torch.rand(len(rows), generator=gen) < 0.5  # mirrored faces keep their attributes
+        xb, yb = x[rows], y[rows]
+        flip = torch.rand(len(rows), generator=gen) < 0.5  # mirrored images keep their attributes
         xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
-        return {"loss": model(xb.to(dev), y[rows].to(dev))[1]}
+        if not names:
+            xb, yb = rotate(xb, gen)
+        return {"loss": model(xb.to(dev), yb.to(dev))[1]}
 
     with common.live("train_evaluator") as log, common.progress(e.max_iters, "training evaluator") as advance:
         def on_step(it, m):
@@ -39,10 +42,15 @@ def run(p: Params) -> None:
         train.fit(losses, [("loss", opt)], e.max_iters, e.lr, on_step=on_step)
 
     model.eval()
+    xv, yv = images.to_tensor(val["images"]), val["attributes"] > 0
+    if not names:
+        xv, yv = rotate(xv, torch.Generator().manual_seed(0))
     with torch.no_grad():
-        xv = images.to_tensor(val["images"])
         logits = torch.cat([model(xv[i:i + 256].to(dev))[0].cpu() for i in range(0, len(xv), 256)])
-    correct = ((logits > 0).numpy() == (val["attributes"] > 0)).mean(0)
-    per_attr = {f"accuracy_{n}": float(a) for n, a in zip(names, correct)}
-    common.write_metrics("evaluator", {"val_accuracy": float(correct.mean()), **per_attr})
+    if names:
+        correct = ((logits > 0).numpy() == yv).mean(0)
+        metrics = {"val_accuracy": float(correct.mean()), **{f"accuracy_{n}": float(a) for n, a in zip(names, correct)}}
+    else:
+        metrics = {"val_accuracy": float((logits.argmax(1) == yv).float().mean())}
+    common.write_metrics("evaluator", metrics)
     checkpoint.save(common.EVALUATOR, model, model.cfg)

@@ -57,3 +57,44 @@ def test_options_override_params_for_one_run(project):
     assert r.returncode == 0, r.stderr
     assert len(list((project / "data/raw/img_align_celeba").glob("*.jpg"))) == 12
     assert "synthetic_count: 8000" in (project / "params.yaml").read_text()  # the file is untouched
+
+
+def test_a_folder_of_images_becomes_an_image_store(project, tmp_path):
+    import json
+
+    import h5py
+    import numpy as np
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    (photos / "trip").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(photos / "trip" / f"{i}.png")
+    (photos / "empty.jpg").write_bytes(b"")
+    (photos / "notes.txt").write_text("not an image")
+    Image.new("RGB", (8, 8)).save(photos / "tiny.png")
+    text = (project / "params.yaml").read_text()
+    text = text.replace("source: synthetic", "source: folder").replace("folder: ''", f"folder: {photos}")
+    (project / "params.yaml").write_text(text)
+    r = vqgen("download", "--compute.workers", "1", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert "skipped empty.jpg: unreadable" in r.stderr and "skipped tiny.png: too small" in r.stderr
+    r = vqgen("prepare", cwd=project)
+    assert r.returncode == 0, r.stderr
+    data = json.loads((project / "metrics/data.json").read_text())
+    assert data["found"] == 33 and data["used"] == 30
+    assert data["skipped_unreadable"] == data["skipped_too_small"] == data["skipped_not_an_image"] == 1
+    assert data["train_images"] + data["val_images"] + data["test_images"] == 30
+    with h5py.File(project / "data/images.h5") as f:
+        assert f["images"].shape == (30, 64, 64, 3) and f["attributes"].shape == (30, 0)
+
+
+def test_a_quota_page_instead_of_celeba_is_one_clear_line(project, tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "img_align_celeba.zip").write_text("<!DOCTYPE html><html>Too many users</html>")
+    r = vqgen("download", "--data.source", "celeba", "--data.celeba_dir", str(mirror), cwd=project)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "set data.celeba_dir" in r.stderr
+    assert not (project / "data").exists() or not any((project / "data").iterdir())

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vqgen.models import vqvae
-from vqgen.models.evaluator import Evaluator, EvaluatorConfig
+from vqgen.models.evaluator import Evaluator, EvaluatorConfig, rotate
 
 
 def tiny(**kw) -> vqvae.VQVAEConfig:
@@ -84,3 +84,14 @@ def test_evaluator_features_and_loss():
     logits, loss = model(x, torch.randint(0, 2, (3, 5)))
     assert logits.shape == (3, 5) and loss.item() > 0
     assert model.features(x).shape == (3, 16)
+
+
+def test_evaluator_without_attributes_learns_rotations():
+    model = Evaluator(EvaluatorConfig(num_attributes=0, width=8, features=16))
+    x = torch.rand(4, 3, 16, 16)
+    turned, k = rotate(x, torch.Generator().manual_seed(0))
+    assert turned.shape == x.shape and k.shape == (4,)
+    for img, orig, r in zip(turned, x, k):
+        assert torch.equal(img, torch.rot90(orig, int(r), dims=(1, 2)))
+    logits, loss = model(turned, k)
+    assert logits.shape == (4, 4) and loss.item() > 0

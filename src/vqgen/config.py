@@ -38,8 +38,11 @@ class Data:
     synthetic_count: int = _f(8000, "number of synthetic faces to draw")
     seed: int = _f(0, "seed of the synthetic faces")
     celeba_dir: str = _f("", "directory holding CelebA files you already have (empty: download)")
-    folder: str = _f("", "directory of images for source=folder")
-    crop_size: int = _f(140, "centre crop of the 178x218 aligned face before resizing")
+    folder: str = _f("", "directory of images for source=folder (searched recursively)")
+    min_size: int = _f(32, "folder images whose shorter side is below this many pixels are skipped")
+    val_fraction: float = _f(0.05, "share of folder images in the val split (by a hash of their path)")
+    test_fraction: float = _f(0.05, "share of folder images in the test split (by a hash of their path)")
+    crop_size: int = _f(140, "centre crop of the 178x218 aligned face before resizing (not for folder)")
     image_size: int = _f(64, "side of the square training images, in pixels")
 
     def validate(self) -> None:
@@ -49,6 +52,12 @@ class Data:
         _check(16 <= self.image_size <= 1024, f"data.image_size is {self.image_size}; use 16 to 1024 pixels.")
         _check(self.crop_size >= self.image_size or self.source == "folder",
                f"data.crop_size is {self.crop_size}; use at least data.image_size ({self.image_size}).")
+        _check(self.source != "folder" or self.folder != "",
+               "data.folder is empty; with data.source: folder, set it to a directory of images.")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            _check(0.0 < value < 0.5, f"data.{name} is {value}; use a fraction above 0 and below 0.5.")
+        _check(self.min_size >= 1, f"data.min_size is {self.min_size}; use at least 1 pixel.")
         _check(self.crop_size <= 178, f"data.crop_size is {self.crop_size}; the aligned faces are 178 wide, use at most 178.")
 
 

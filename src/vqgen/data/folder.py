@@ -6,7 +6,9 @@ them to square RGB arrays the way `images.load_face` does for CelebA.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from warnings import catch_warnings, simplefilter
 
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
@@ -132,9 +135,9 @@ def scan(root: str | Path, min_size: int, val_fraction: float, test_fraction: fl
     """Find the usable images under root and their splits; progress(n) after each n files decoded."""
     root = Path(root).expanduser()
     if not root.exists():
-        raise FolderError(f"Image folder {root} does not exist.")
+        raise FolderError(f"data.folder {root} does not exist; set it to a directory of images.")
     if not root.is_dir():
-        raise FolderError(f"Image folder {root} is not a directory.")
+        raise FolderError(f"data.folder {root} is not a directory; set it to a directory of images.")
     files = _walk(root)
     skipped = {reason: [] for reason in REASONS}
     details = {}
@@ -192,3 +195,33 @@ def counts(scan: Scan) -> dict[str, int]:
     out = {"found": scan.found, "used": len(scan.paths)}
     out.update({f"skipped_{reason}": len(scan.skipped.get(reason, [])) for reason in REASONS})
     return out
+
+
+def write_import(scan: Scan, dest: str | Path) -> None:
+    """Copy the usable images (hard links where possible) under dest/images/, keeping their relative
+    paths, with splits.csv (path, split) and counts.json; dest appears only when complete."""
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    rels = [p.relative_to(scan.root).as_posix() for p in scan.paths]
+    for rel, path in zip(rels, scan.paths):
+        target = tmp / "images" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+    pd.DataFrame({"path": rels, "split": scan.split}).to_csv(tmp / "splits.csv", index=False)
+    (tmp / "counts.json").write_text(json.dumps(counts(scan), indent=2) + "\n")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+
+
+def read_import(dest: str | Path) -> tuple[list[Path], np.ndarray, dict[str, int]]:
+    """The image paths, splits and counts written by `write_import`."""
+    dest = Path(dest)
+    if not (dest / "splits.csv").exists():
+        raise FolderError(f"{dest} holds no imported folder; run `vqgen download` with data.source: folder.")
+    table = pd.read_csv(dest / "splits.csv", dtype={"path": str, "split": "uint8"}, keep_default_na=False)
+    paths = [dest / "images" / rel for rel in table["path"]]
+    return paths, table["split"].to_numpy(), json.loads((dest / "counts.json").read_text())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import h5py
 import numpy as np
@@ -86,18 +87,20 @@ def load_face(path: str | Path, crop: int, size: int) -> np.ndarray:
         return np.asarray(img, dtype=np.uint8)
 
 
-def _load_many(job: tuple[list[str], int, int]) -> np.ndarray:
-    paths, crop, size = job
-    return np.stack([load_face(p, crop, size) for p in paths])
+def _load_many(job: tuple[Callable[[str], np.ndarray], list[str]]) -> np.ndarray:
+    load, paths = job
+    return np.stack([load(p) for p in paths])
 
 
 def build_store(path: str | Path, paths: list[Path], attributes: np.ndarray, attribute_names: list[str],
-                split: np.ndarray, crop: int, size: int, workers: int = 1, progress=None, chunk: int = 256) -> None:
-    """Decode, crop and resize every image in worker processes and stream them into an image store."""
+                split: np.ndarray, load: Callable[[str], np.ndarray], size: int, workers: int = 1,
+                progress=None, chunk: int = 256) -> None:
+    """Decode every image with `load` (a picklable function of a path returning uint8 (size, size, 3))
+    in worker processes, and stream them into an image store."""
     from concurrent.futures import ProcessPoolExecutor
 
     writer = ImageStoreWriter(path, len(paths), size, attribute_names)
-    jobs = [([str(p) for p in paths[i:i + chunk]], crop, size) for i in range(0, len(paths), chunk)]
+    jobs = [(load, [str(p) for p in paths[i:i + chunk]]) for i in range(0, len(paths), chunk)]
     try:
         with ProcessPoolExecutor(max(1, workers)) as pool:
             start = 0
