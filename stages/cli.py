@@ -21,7 +21,7 @@ from vqgen.data.folder import FolderError
 from vqgen.data.tokens import ShardError
 
 STAGES = ("download", "prepare", "train_vqvae", "encode", "train_ar", "train_diffusion",
-          "train_evaluator", "sample_ar", "sample_diffusion")
+          "train_evaluator", "sample_ar", "sample_diffusion", "baselines", "report")
 RUNTIME = ("compute",)  # how to run, not what to compute: not a DVC dependency
 USER_ERRORS = (config.ConfigError, LayoutError, FetchError, FolderError, ShardError, FileNotFoundError)
 

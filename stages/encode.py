@@ -25,16 +25,14 @@ def run(p: Params) -> None:
     tmp = common.TOKENS.with_name(common.TOKENS.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     for split in images.SPLITS:
-        data = images.read_split(common.IMAGES, split)
-        n, bs = len(data["images"]), p.encode.batch_size
+        data = images.Split(common.IMAGES, split, memory_limit=0)
         grids = []
-        with common.progress(n, f"encoding {split}") as advance, torch.no_grad():
-            for i in range(0, n, bs):
-                x = images.to_tensor(data["images"][i:i + bs]).to(dev, memory_format=torch.channels_last)
-                grids.append(model.encode(x).cpu().numpy())
+        with common.progress(len(data), f"encoding {split}") as advance:
+            for x in images.batched(data, p.encode.batch_size):
+                grids.append(model.encode(x.to(dev, memory_format=torch.channels_last)).cpu().numpy())
                 advance(len(grids[-1]))
-        h = w = data["images"].shape[1] // model.cfg.downsample
+        h = w = data.shape[1] // model.cfg.downsample
         grid = np.concatenate(grids) if grids else np.zeros((0, h, w), np.int64)
-        tokens.write_shards(tmp, split, grid, data["attributes"], data["source_index"],
+        tokens.write_shards(tmp, split, grid, data.attributes, data.source_index,
                             model.cfg.codebook_size, tokenizer, p.encode.shard_size)
     common.replace_dir(tmp, common.TOKENS)

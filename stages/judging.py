@@ -1,4 +1,5 @@
-"""What both sample stages share: the models they load and the Fréchet distance of their samples."""
+"""What the sample and baseline stages share: loading the tokenizer and the judge, decoding
+token grids, and measuring an image set against real test images."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from vqgen.models.evaluator import Evaluator, EvaluatorConfig
 
 from stages import common
 
-PARAMS = ("sample",)
+PARAMS = ("evaluate.num_samples", "evaluate.k", "evaluate.inception_weights")
 
 
 def tokenizer(dev: torch.device) -> vqvae.VQVAE:
@@ -28,12 +29,27 @@ def decode(model: vqvae.VQVAE, grids: torch.Tensor, batch_size: int = 256) -> np
                            for i in range(0, len(grids), batch_size)])
 
 
-def frechet_to_test(fake: np.ndarray, dev: torch.device) -> float:
-    """Fréchet distance, in the evaluator's feature space, between uint8 samples and real test images."""
-    judge = checkpoint.load(common.EVALUATOR, Evaluator, EvaluatorConfig, dev)[0]
-    real = images.read_split(common.IMAGES, "test")["images"]
-    return evaluate.frechet_distance(evaluate.features(judge, images.to_tensor(real)),
-                                     evaluate.features(judge, images.to_tensor(fake)))
+class Judge:
+    """The trained evaluator with the real test images it compares every image set against."""
+
+    def __init__(self, p: Params, dev: torch.device):
+        self.model = checkpoint.load(common.EVALUATOR, Evaluator, EvaluatorConfig, dev)[0]
+        self.n, self.k = p.evaluate.num_samples, p.evaluate.k
+        weights = evaluate.find_inception(p.evaluate.inception_weights)
+        self.inception = evaluate.Inception(weights, dev) if weights else None
+        self.real = self.view(images.Split(common.IMAGES, "test"))
+
+    def view(self, imgs) -> dict[str, np.ndarray]:
+        """The judge's view of the first `evaluate.num_samples` images of an array or Split: evaluator
+        features and attribute frequencies, and Inception features where the weights are on disk."""
+        out = evaluate.judge(self.model, images.batched(imgs[:self.n]))
+        if self.inception:
+            out["inception"] = self.inception(images.batched(imgs[:self.n], 64))
+        return out
+
+    def measure(self, imgs) -> dict[str, float]:
+        """fd, precision, recall and attr_tv of an image set against the real test images."""
+        return evaluate.compare(self.real, self.view(imgs), self.k)
 
 
 def save_samples(name: str, grids: np.ndarray, decoded: np.ndarray) -> None:

@@ -16,11 +16,11 @@ from vqgen.priors import autoregressive
 
 from stages import common, judging
 
-PARAMS = ("ar.temperature", "ar.top_k", *judging.PARAMS)
+PARAMS = ("ar.temperature", "ar.top_k", "sample", *judging.PARAMS)
 
 
 def run(p: Params) -> None:
-    s = p.sample
+    s, n = p.sample, p.evaluate.num_samples
     dev = common.device(p, s.seed)
     vq = judging.tokenizer(dev)
     model, meta = checkpoint.load(common.AR, Transformer, TransformerConfig, dev)
@@ -29,13 +29,13 @@ def run(p: Params) -> None:
     draw = dict(temperature=p.ar.temperature, top_k=p.ar.top_k, generator=gen)
 
     grids, start = [], time.perf_counter()
-    with common.progress(s.num_samples, "sampling AR prior") as advance:
-        for i in range(0, s.num_samples, s.batch_size):
-            grids.append(autoregressive.sample(model, grid, n=min(s.batch_size, s.num_samples - i), **draw).cpu())
+    with common.progress(n, "sampling AR prior") as advance:
+        for i in range(0, n, s.batch_size):
+            grids.append(autoregressive.sample(model, grid, n=min(s.batch_size, n - i), **draw).cpu())
             advance(len(grids[-1]))
     grids = torch.cat(grids)
     decoded = judging.decode(vq, grids)
-    seconds = (time.perf_counter() - start) / s.num_samples
+    seconds = (time.perf_counter() - start) / n
     judging.save_samples("ar", grids.numpy(), decoded)
     render.save_image(common.FIGURES / "ar_samples.png", render.grid(decoded[:36], 6, scale=2))
 
@@ -49,4 +49,4 @@ def run(p: Params) -> None:
         render.panels(common.FIGURES / f"ar_completion_{name}.png",
                       [("transformer completions", judging.decode(vq, done)), ("VQ-VAE reconstructions", recon)],
                       cols=3, title=f"Completion from the {label}")
-    common.write_metrics("sample_ar", {"fd": judging.frechet_to_test(decoded, dev), "seconds_per_image": seconds})
+    common.write_metrics("sample_ar", {**judging.Judge(p, dev).measure(decoded), "seconds_per_image": seconds})

@@ -14,11 +14,11 @@ from vqgen.priors import diffusion
 
 from stages import common, judging
 
-PARAMS = ("diffusion.temperature", "diffusion.steps", *judging.PARAMS)
+PARAMS = ("diffusion.temperature", "diffusion.steps", "sample", *judging.PARAMS)
 
 
 def run(p: Params) -> None:
-    s, d = p.sample, p.diffusion
+    s, d, n = p.sample, p.diffusion, p.evaluate.num_samples
     dev = common.device(p, s.seed)
     vq = judging.tokenizer(dev)
     model, meta = checkpoint.load(common.DIFFUSION, Transformer, TransformerConfig, dev)
@@ -26,20 +26,19 @@ def run(p: Params) -> None:
     gen = torch.Generator(device=dev).manual_seed(s.seed)
 
     finals, first, start = [], None, time.perf_counter()
-    with common.progress(s.num_samples, "sampling diffusion prior") as advance:
-        for i in range(0, s.num_samples, s.batch_size):
-            trajectory = diffusion.sample(model, grid, min(s.batch_size, s.num_samples - i), d.steps,
+    with common.progress(n, "sampling diffusion prior") as advance:
+        for i in range(0, n, s.batch_size):
+            trajectory = diffusion.sample(model, grid, min(s.batch_size, n - i), d.steps,
                                           d.temperature, generator=gen)
             first = first or [x[:16].cpu() for x in trajectory]
             finals.append(trajectory[-1].cpu())
             advance(len(finals[-1]))
     grids = torch.cat(finals)
     decoded = judging.decode(vq, grids)
-    seconds = (time.perf_counter() - start) / s.num_samples
+    seconds = (time.perf_counter() - start) / n
     judging.save_samples("diffusion", grids.numpy(), decoded)
     render.save_image(common.FIGURES / "diffusion_samples.png", render.grid(decoded[:36], 6, scale=2))
     frames = [judging.decode(vq, x) for x in first]
     render.strip(common.FIGURES / "diffusion_strip.png", [f[:6] for f in frames])
     render.gif(common.FIGURES / "diffusion.gif", frames)
-    common.write_metrics("sample_diffusion", {"fd": judging.frechet_to_test(decoded, dev),
-                                              "seconds_per_image": seconds})
+    common.write_metrics("sample_diffusion", {**judging.Judge(p, dev).measure(decoded), "seconds_per_image": seconds})

@@ -35,7 +35,7 @@ def test_stage_help_shows_defaults_from_params_yaml(project):
     (project / "params.yaml").write_text(text)
     out = vqgen("sample_diffusion", "--help", cwd=project).stdout
     assert "--diffusion.temperature" in out and "0.55" in out
-    assert "--diffusion.steps" in out and "--sample.num_samples" in out
+    assert "--diffusion.steps" in out and "--evaluate.num_samples" in out
     assert "--diffusion.lr" not in out  # a training key: not read by this stage
 
 

@@ -18,9 +18,15 @@ def test_image_store_round_trip(tmp_path):
     w.write(4, imgs[4:], attrs[4:], split[4:], np.arange(4, 10))
     assert not (tmp_path / "s.h5").exists()  # nothing under the final name until complete
     w.close()
-    val = images.read_split(tmp_path / "s.h5", "val")
-    assert np.array_equal(val["images"], imgs[6:8]) and np.array_equal(val["attributes"], attrs[6:8])
-    assert list(val["source_index"]) == [6, 7] and val["attribute_names"] == ["a", "b", "c"]
+    for limit in (0, 1 << 20):  # read on demand, or kept in memory
+        train = images.Split(tmp_path / "s.h5", "train", memory_limit=limit)
+        assert len(train) == 6 and train.shape == (6, 8, 8, 3)
+        assert np.array_equal(train[np.array([4, 0, 4, 2])], imgs[[4, 0, 4, 2]])  # any order, repeats
+        assert np.array_equal(train[1:3], imgs[1:3])
+        val = images.Split(tmp_path / "s.h5", "val", memory_limit=limit)
+        assert np.array_equal(val[:], imgs[6:8]) and np.array_equal(val.attributes, attrs[6:8])
+        assert list(val.source_index) == [6, 7] and val.attribute_names == ["a", "b", "c"]
+    assert [len(b) for b in images.batched(train, 4)] == [4, 2]
     x = images.to_tensor(imgs)
     assert x.shape == (10, 3, 8, 8) and x.min() >= -1 and x.max() <= 1
     assert np.array_equal(images.to_uint8(x), imgs)

@@ -45,3 +45,26 @@ def test_grid_strip_and_gif(tmp_path):
     render.pairs(tmp_path / "q.png", imgs, imgs, cols=2)
     assert (tmp_path / "p.png").stat().st_size > 0 and (tmp_path / "q.png").exists()
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_inception_fid_uses_weights_on_disk_only(tmp_path, monkeypatch):
+    from torchvision.models import inception_v3
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    assert evaluate.find_inception() is None and evaluate.find_inception(str(tmp_path / "nope.pth")) is None
+    torch.manual_seed(0)
+    weights = tmp_path / "inception.pth"
+    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), weights)
+    assert evaluate.find_inception(str(weights)) == weights
+    cached = tmp_path / "hub" / "checkpoints" / evaluate.INCEPTION_CACHE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(weights.read_bytes())
+    assert evaluate.find_inception() == cached
+    net = evaluate.Inception(weights)
+    x = torch.rand(6, 3, 32, 32) * 2 - 1
+    feats = net([x[:3], x[3:]])
+    assert feats.shape == (6, 2048) and np.isfinite(feats).all()
+    real = {"features": np.random.default_rng(0).normal(size=(6, 4)), "inception": feats}
+    fake = {"features": real["features"] + 1, "inception": net([-x])}
+    assert np.isfinite(evaluate.compare(real, fake, k=2)["inception_fid"])
+    assert "inception_fid" not in evaluate.compare({"features": real["features"]}, fake, k=2)

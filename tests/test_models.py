@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vqgen.models import vqvae
-from vqgen.models.evaluator import Evaluator, EvaluatorConfig, rotate
+from vqgen.models.evaluator import Evaluator, EvaluatorConfig, augment, rotate
 
 
 def tiny(**kw) -> vqvae.VQVAEConfig:
@@ -95,3 +95,23 @@ def test_evaluator_without_attributes_learns_rotations():
         assert torch.equal(img, torch.rot90(orig, int(r), dims=(1, 2)))
     logits, loss = model(turned, k)
     assert logits.shape == (4, 4) and loss.item() > 0
+
+
+def test_augment_flips_and_shifts_within_bounds():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    out = augment(x, shift=2, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert torch.equal(augment(x, shift=0, generator=torch.Generator().manual_seed(1))[0].sort().values,
+                       x[0].sort().values)  # no shift: the same pixels, perhaps mirrored
+
+
+def test_shuffle_patches_permutes_whole_tiles():
+    from vqgen.models.evaluator import shuffle_patches
+
+    x = torch.rand(3, 3, 16, 18)  # the 2 columns past the last whole tile stay put
+    y = shuffle_patches(x, 4, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and not torch.equal(x, y) and torch.equal(x[..., 16:], y[..., 16:])
+    tiles = lambda t: sorted(t[:, i:i + 4, j:j + 4].flatten().tolist() for i in range(0, 16, 4)  # noqa: E731
+                             for j in range(0, 16, 4))
+    for a, b in zip(x, y):
+        assert tiles(a) == tiles(b)

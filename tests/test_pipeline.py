@@ -20,8 +20,8 @@ TINY = {
     "encode": {"shard_size": 50},
     "ar": {"n_layer": 1, "n_head": 2, "n_embd": 16, "max_iters": 3, "batch_size": 8},
     "diffusion": {"n_layer": 1, "n_head": 2, "n_embd": 16, "max_iters": 3, "batch_size": 8, "steps": 3},
-    "sample": {"num_samples": 12, "batch_size": 6},
-    "evaluate": {"width": 4, "max_iters": 3, "batch_size": 8},
+    "sample": {"batch_size": 6},
+    "evaluate": {"width": 4, "max_iters": 3, "batch_size": 8, "num_samples": 12},
     "compute": {"threads": 1, "workers": 2},
 }
 OUTPUTS = ["data/raw/list_attr_celeba.txt", "data/images.h5", "data/tokens/train-00000-of-00002.h5",
@@ -30,7 +30,8 @@ OUTPUTS = ["data/raw/list_attr_celeba.txt", "data/images.h5", "data/tokens/train
            "figures/reconstructions.png", "figures/ar_samples.png", "figures/ar_completion_half.png",
            "figures/ar_completion_quarter.png", "figures/ar_completion_first_token.png",
            "figures/diffusion_strip.png", "figures/diffusion.gif", "figures/diffusion_samples.png",
-           "dvclive/train_vqvae/plots/metrics/train/loss.tsv", "dvclive/train_ar/plots/metrics/train/loss.tsv"]
+           "figures/report.md", "dvclive/train_vqvae/plots/metrics/train/loss.tsv",
+           "dvclive/train_ar/plots/metrics/train/loss.tsv"]
 
 
 def run(cmd, cwd, env):
@@ -71,12 +72,16 @@ def test_dvc_repro_end_to_end(tmp_path):
     for out in OUTPUTS:
         assert (repo / out).exists(), out
     metrics = {}
-    for name in ("data", "vqvae", "ar", "diffusion", "evaluator", "sample_ar", "sample_diffusion"):
+    for name in ("data", "vqvae", "ar", "diffusion", "evaluator", "sample_ar", "sample_diffusion", "baselines"):
         values = json.loads((repo / "metrics" / f"{name}.json").read_text())
         assert values and all(isinstance(v, float) and math.isfinite(v) for v in values.values()), name
         metrics[name] = values
     assert metrics["data"]["train_images"] + metrics["data"]["val_images"] + metrics["data"]["test_images"] == 120
-    assert {"fd", "seconds_per_image"} <= set(metrics["sample_diffusion"])
+    for name in ("sample_ar", "sample_diffusion"):
+        assert set(metrics[name]) == {"fd", "precision", "recall", "attr_tv", "seconds_per_image"}
+    assert {"floor_fd", "rfd", "recon_precision"} <= set(metrics["baselines"])
+    report = (repo / "figures/report.md").read_text()
+    assert "autoregressive prior" in report and "](diffusion.gif)" in report
     assert "Data and pipelines are up to date" in run([*dvc, "status"], repo, env)
     tracked = run(["git", "status", "--porcelain", "--ignored"], repo, env)
     assert "models/" in tracked and "!! models/" in tracked  # stage outputs are git-ignored
@@ -88,5 +93,5 @@ def test_dvc_repro_end_to_end(tmp_path):
 
     run([*dvc, "repro"], repo, env)
     after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    assert [s for s in lock if lock[s] != after[s]] == ["sample_diffusion"]
+    assert [s for s in lock if lock[s] != after[s]] == ["sample_diffusion", "report"]
     assert json.loads((repo / "metrics/sample_diffusion.json").read_text()) != metrics["sample_diffusion"]

@@ -144,12 +144,10 @@ class Diffusion(Prior):
 
 @dataclass
 class Sample:
-    num_samples: int = _f(320, "samples drawn for the Fréchet distance")
     batch_size: int = _f(128, "samples generated at once")
     seed: int = _f(0, "sampling seed")
 
     def validate(self) -> None:
-        _check(self.num_samples >= 9, f"sample.num_samples is {self.num_samples}; use at least 9 (one 3x3 grid).")
         _check(self.batch_size >= 1, f"sample.batch_size is {self.batch_size}; use at least 1.")
 
 
@@ -160,9 +158,18 @@ class Evaluate:
     batch_size: int = _f(64, "images per iteration")
     lr: float = _f(2e-3, "peak learning rate (AdamW, cosine decay)")
     seed: int = _f(0, "training seed")
+    num_samples: int = _f(400, "images per set compared (samples, real, reconstructions); 10k-50k on a GPU")
+    k: int = _f(3, "neighbours defining the manifolds of k-NN precision and recall")
+    inception_weights: str = _f("", "torchvision Inception-v3 weights on disk for the true FID (empty: "
+                                    "torchvision's hub cache if present; never downloaded)")
 
     def validate(self) -> None:
         _check(self.max_iters >= 1, f"evaluate.max_iters is {self.max_iters}; use at least 1.")
+        _check(self.num_samples >= 9, f"evaluate.num_samples is {self.num_samples}; use at least 9 (one 3x3 grid).")
+        _check(self.k >= 1, f"evaluate.k is {self.k}; use at least 1.")
+        _check(not self.inception_weights or Path(self.inception_weights).is_file(),
+               f"evaluate.inception_weights is {self.inception_weights!r}, which is not a file; give the path "
+               "of torchvision Inception-v3 weights, or leave it empty.")
 
 
 @dataclass

@@ -1,6 +1,10 @@
-"""Measures of quality: PSNR, codebook usage, Fréchet distance in the evaluator's feature space."""
+"""Measures of quality: PSNR and codebook usage of the tokenizer; Fréchet distance, k-NN precision
+and recall, and attribute statistics of image sets in the feature space of the trained evaluator."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -21,14 +25,6 @@ def codebook_usage(tokens: np.ndarray, codebook_size: int) -> dict[str, float]:
     return {"codebook_usage": float((counts > 0).mean()), "codebook_perplexity": float(np.exp(entropy))}
 
 
-@torch.no_grad()
-def features(evaluator: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """Penultimate evaluator features (N, F) of images (N, 3, S, S) in [-1, 1]."""
-    device = next(evaluator.parameters()).device
-    out = [evaluator.features(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
-    return torch.cat(out).double().numpy()
-
-
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017), in float64."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -40,3 +36,87 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
     covmean = covmean.real
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str, float]:
+    """k-NN manifold precision and recall (Kynkäänniemi et al. 2019): the share of generated samples
+    inside the union of real samples' k-NN balls, and the share of real samples inside the generated ones."""
+    real, fake = torch.from_numpy(np.asarray(real, np.float64)), torch.from_numpy(np.asarray(fake, np.float64))
+
+    def radii(x: torch.Tensor) -> torch.Tensor:  # distance of each point to its k-th nearest other point
+        return torch.cdist(x, x).kthvalue(min(k + 1, len(x)), dim=1).values
+
+    def inside(ref: torch.Tensor, ref_radii: torch.Tensor, query: torch.Tensor) -> float:
+        return float((torch.cdist(query, ref) <= ref_radii[None, :]).any(dim=1).double().mean())
+
+    return {"precision": inside(real, radii(real), fake), "recall": inside(fake, radii(fake), real)}
+
+
+def attribute_tv(p: np.ndarray, q: np.ndarray) -> float:
+    """Mean over attributes of the total-variation distance |p - q| between two sets of 0/1 frequencies."""
+    p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
+    return float(np.abs(p - q).mean()) if p.size else 0.0
+
+
+@torch.no_grad()
+def judge(evaluator: torch.nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, np.ndarray]:
+    """The evaluator's view of a set of images: penultimate features (N, F) and, where it predicts
+    attributes, the frequency of each predicted attribute (A,)."""
+    device = next(evaluator.parameters()).device
+    feats, hits = [], []
+    for x in batches:
+        f = evaluator.features(x.to(device))
+        feats.append(f.cpu())
+        hits.append((evaluator.head(f) > 0).cpu())
+    out = {"features": torch.cat(feats).double().numpy()}
+    if evaluator.cfg.num_attributes:
+        out["attributes"] = torch.cat(hits).double().mean(0).numpy()
+    return out
+
+
+def compare(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], k: int = 3) -> dict[str, float]:
+    """Every measure between two judged image sets: fd, precision, recall, and attr_tv and
+    inception_fid where both sets have attribute predictions and Inception features."""
+    out = {"fd": frechet_distance(real["features"], fake["features"]),
+           **precision_recall(real["features"], fake["features"], k)}
+    if "attributes" in real:
+        out["attr_tv"] = attribute_tv(real["attributes"], fake["attributes"])
+    if "inception" in real:
+        out["inception_fid"] = frechet_distance(real["inception"], fake["inception"])
+    return out
+
+
+INCEPTION_CACHE = "inception_v3_google-0cc3c7bd.pth"  # torchvision's file name for its ImageNet weights
+
+
+def find_inception(path: str = "") -> Path | None:
+    """A torchvision Inception-v3 state dict already on disk: `path` if given, else the file
+    torchvision's own download would have left in the torch hub cache. Never downloads."""
+    if path:
+        return Path(path) if Path(path).is_file() else None
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_CACHE
+    return cached if cached.is_file() else None
+
+
+class Inception:
+    """Pool features (2048) of torchvision's Inception-v3, for the true FID (Heusel et al. 2017)."""
+
+    def __init__(self, weights: Path, device: torch.device | str = "cpu"):
+        from torchvision.models import inception_v3
+
+        self.net = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
+        self.net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        self.net.fc = torch.nn.Identity()
+        self.net.to(device).eval()
+        self.device = device
+
+    @torch.no_grad()
+    def __call__(self, batches: Iterable[torch.Tensor]) -> np.ndarray:
+        mean = torch.tensor([0.485, 0.456, 0.406], device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225], device=self.device).view(1, 3, 1, 1)
+        out = []
+        for x in batches:
+            x = torch.nn.functional.interpolate((x.to(self.device) + 1) / 2, size=(299, 299), mode="bilinear",
+                                                align_corners=False)
+            out.append(self.net((x - mean) / std).cpu())
+        return torch.cat(out).double().numpy()

@@ -73,3 +73,19 @@ def save_image(path: str | Path, image: np.ndarray) -> None:
     path, tmp = _atomic(path)
     Image.fromarray(image).save(tmp)
     os.replace(tmp, path)
+
+
+def report(path: str | Path, title: str, rows: dict[str, dict[str, float]], columns: tuple[str, ...],
+           notes: list[str], figures: tuple[tuple[str, str], ...]) -> None:
+    """A Markdown report: a table (one row per image set, blank where a measure does not apply),
+    notes, then each figure under its caption (figure paths relative to the report)."""
+    path, tmp = _atomic(path)
+    lines = [f"# {title}", "", "| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, values in rows.items():
+        cells = [f"{values[c]:.4g}" if c in values else "" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [""] + [f"- {note}" for note in notes] + [""]
+    for caption, file in figures:
+        lines += [f"## {caption}", "", f"![{caption}]({file})", ""]
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, path)

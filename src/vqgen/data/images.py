@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import h5py
 import numpy as np
@@ -50,18 +50,50 @@ class ImageStoreWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def read_split(path: str | Path, split: str, limit: int | None = None) -> dict:
-    """Images (N, S, S, 3) uint8, attributes (N, A) int8, source_index and attribute names of one split."""
-    if split not in SPLITS:
-        raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
-    with h5py.File(path, "r") as f:
-        rows = np.flatnonzero(f["split"][:] == SPLITS.index(split))[:limit]
-        return {
-            "images": f["images"][rows] if len(rows) else np.zeros((0, *f["images"].shape[1:]), np.uint8),
-            "attributes": f["attributes"][:][rows],
-            "source_index": f["source_index"][:][rows],
-            "attribute_names": json.loads(f.attrs["attribute_names"]),
-        }
+class Split:
+    """One split of an image store, indexable like an array of uint8 images (N, S, S, 3).
+
+    Images are read on demand, one HDF5 chunk per image, so training draws random batches
+    without loading the file; a split smaller than `memory_limit` bytes is read once and kept.
+    """
+
+    def __init__(self, path: str | Path, split: str, memory_limit: int = 1 << 30):
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+        self.file = h5py.File(path, "r")
+        self.rows = np.flatnonzero(self.file["split"][:] == SPLITS.index(split))
+        self.attributes = self.file["attributes"][:][self.rows]
+        self.source_index = self.file["source_index"][:][self.rows]
+        self.attribute_names: list[str] = json.loads(self.file.attrs["attribute_names"])
+        dataset = self.file["images"]
+        self.shape = (len(self.rows), *dataset.shape[1:])
+        fits = len(self.rows) * int(np.prod(dataset.shape[1:])) <= memory_limit
+        self.cache = self._read(self.rows) if fits else None
+
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        if len(rows) == 0:
+            return np.zeros((0, *self.file["images"].shape[1:]), np.uint8)
+        order = np.argsort(rows, kind="stable")  # HDF5 reads want increasing, unique rows
+        unique, inverse = np.unique(rows[order], return_inverse=True)
+        out = np.empty((len(rows), *self.file["images"].shape[1:]), np.uint8)
+        out[order] = self.file["images"][unique][inverse]
+        return out
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index) -> np.ndarray:
+        positions = np.arange(len(self.rows))[index]
+        return self.cache[positions] if self.cache is not None else self._read(self.rows[positions])
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def batched(images, size: int = 256) -> Iterator[torch.Tensor]:
+    """Consecutive float batches (B, 3, S, S) of a uint8 image array or a Split."""
+    for i in range(0, len(images), size):
+        yield to_tensor(images[i:i + size])
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:

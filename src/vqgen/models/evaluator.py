@@ -3,7 +3,9 @@ are the space in which the Fréchet distance between generated and real images i
 
 With attributes (CelebA, synthetic faces) it predicts them; without (a folder of images) it
 predicts which of four rotations was applied to the image (Gidaris et al. 2018), a task that
-needs features of the image's content and layout.
+needs features of the image's content and layout. Either way it also learns to tell intact
+images from images whose patches were shuffled, so that incoherent images, the typical
+failure of a prior over patch tokens, do not share the features of real ones.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class EvaluatorConfig:
     num_attributes: int = 40   # 0: no attributes, learn to recognise rotations instead
     width: int = 32
     features: int = 64
+    patch: int = 8             # side of the patches shuffled for the coherence task
 
     @property
     def outputs(self) -> int:
@@ -42,20 +45,57 @@ class Evaluator(nn.Module):
         self.body = nn.Sequential(_block(3, w), _block(w, 2 * w), _block(2 * w, 4 * w), _block(4 * w, 4 * w))
         self.fc = nn.Linear(4 * w, cfg.features)
         self.head = nn.Linear(cfg.features, cfg.outputs)
+        self.coherent = nn.Linear(cfg.features, 1)  # intact (1) or patch-shuffled (0)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, S, S) in [-1, 1] -> (B, F)
         h = self.body(x).mean(dim=(2, 3))
         return F.relu(self.fc(h))
 
-    def forward(self, x, targets=None):
-        """-> logits (B, A) of the attributes (or of the rotations), and the loss against the
-        targets if given: binary cross-entropy of 0/1 attributes, or cross-entropy of rotation ids."""
-        logits = self.head(self.features(x))
-        if targets is None:
-            return logits, None
+    def task_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy of 0/1 attributes, or cross-entropy of rotation ids."""
         if self.cfg.num_attributes:
-            return logits, F.binary_cross_entropy_with_logits(logits, targets.float())
-        return logits, F.cross_entropy(logits, targets.long())
+            return F.binary_cross_entropy_with_logits(logits, targets.float())
+        return F.cross_entropy(logits, targets.long())
+
+    def forward(self, x, targets=None):
+        """-> logits (B, A) of the attributes (or of the rotations), and the task loss if targets are given."""
+        logits = self.head(self.features(x))
+        return logits, None if targets is None else self.task_loss(logits, targets)
+
+
+def loss(model: Evaluator, x: torch.Tensor, targets: torch.Tensor, generator: torch.Generator | None = None):
+    """The task loss on intact images plus the coherence loss on them and on patch-shuffled copies."""
+    n = len(x)
+    f = model.features(torch.cat([x, shuffle_patches(x, model.cfg.patch, generator).to(x.device)]))
+    intact = torch.cat([torch.ones(n), torch.zeros(n)]).to(x.device)
+    coherence = F.binary_cross_entropy_with_logits(model.coherent(f).squeeze(1), intact)
+    return model.task_loss(model.head(f[:n]), targets) + coherence
+
+
+def shuffle_patches(x: torch.Tensor, patch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Permute a random 25-100% of the patch x patch tiles of each image among themselves."""
+    b, c, h, w = x.shape
+    gh, gw = h // patch, w // patch
+    tiles = x[:, :, :gh * patch, :gw * patch].reshape(b, c, gh, patch, gw, patch).permute(0, 2, 4, 1, 3, 5)
+    tiles = tiles.reshape(b, gh * gw, c, patch, patch).clone()
+    for i in range(b):
+        count = int(gh * gw * (0.25 + 0.75 * torch.rand(1, generator=generator).item()))
+        chosen = torch.randperm(gh * gw, generator=generator)[:max(2, count)]
+        tiles[i, chosen] = tiles[i, chosen[torch.randperm(len(chosen), generator=generator)]]
+    out = x.clone()
+    out[:, :, :gh * patch, :gw * patch] = tiles.view(b, gh, gw, c, patch, patch).permute(0, 3, 1, 4, 2, 5).reshape(
+        b, c, gh * patch, gw * patch)
+    return out
+
+
+def augment(x: torch.Tensor, shift: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random horizontal flips and translations of up to `shift` pixels (reflection-padded crops)."""
+    b, _, h, w = x.shape
+    flip = torch.rand(b, generator=generator) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    padded = F.pad(x, (shift,) * 4, mode="reflect")
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, b), generator=generator).tolist()
+    return torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
 
 
 def rotate(x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
