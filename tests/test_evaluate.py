@@ -47,24 +47,50 @@ def test_grid_strip_and_gif(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-def test_inception_fid_uses_weights_on_disk_only(tmp_path, monkeypatch):
+def torchvision_weights(path):
     from torchvision.models import inception_v3
 
+    torch.manual_seed(0)
+    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), path)
+    return path
+
+
+def fidelity_weights(path, monkeypatch):
+    """A randomly initialised network of torch-fidelity's architecture, saved as its weights file."""
+    import torch_fidelity.feature_extractor_inceptionv3 as tf
+
+    with monkeypatch.context() as m:  # third-party boundary: no download, keep the random init
+        m.setattr(tf, "load_state_dict_from_url", lambda *a, **k: {})
+        m.setattr(tf.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        torch.save(tf.FeatureExtractorInceptionV3("x", ["2048"]).state_dict(), path)
+    return path
+
+
+def test_inception_weights_are_found_on_disk_only(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     assert evaluate.find_inception() is None and evaluate.find_inception(str(tmp_path / "nope.pth")) is None
-    torch.manual_seed(0)
-    weights = tmp_path / "inception.pth"
-    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), weights)
-    assert evaluate.find_inception(str(weights)) == weights
-    cached = tmp_path / "hub" / "checkpoints" / evaluate.INCEPTION_CACHE
-    cached.parent.mkdir(parents=True)
-    cached.write_bytes(weights.read_bytes())
-    assert evaluate.find_inception() == cached
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    (cache / evaluate.TORCHVISION_WEIGHTS).write_bytes(b"x")
+    assert evaluate.find_inception() == cache / evaluate.TORCHVISION_WEIGHTS
+    (cache / evaluate.FIDELITY_WEIGHTS).write_bytes(b"x")
+    assert evaluate.find_inception() == cache / evaluate.FIDELITY_WEIGHTS  # the standard one first
+    assert evaluate.find_inception(str(cache / evaluate.TORCHVISION_WEIGHTS)) == cache / evaluate.TORCHVISION_WEIGHTS
+
+
+@pytest.mark.parametrize("backend", ["torchvision", "torch-fidelity"])
+def test_inception_fid_from_either_network(tmp_path, monkeypatch, backend):
+    if backend == "torchvision":
+        weights = torchvision_weights(tmp_path / "inception.pth")
+    else:
+        weights = fidelity_weights(tmp_path / evaluate.FIDELITY_WEIGHTS, monkeypatch)
     net = evaluate.Inception(weights)
-    x = torch.rand(6, 3, 32, 32) * 2 - 1
-    feats = net([x[:3], x[3:]])
-    assert feats.shape == (6, 2048) and np.isfinite(feats).all()
-    real = {"features": np.random.default_rng(0).normal(size=(6, 4)), "inception": feats}
+    assert net.standard == (backend == "torch-fidelity")
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    feats = net([x[:2], x[2:]])
+    assert feats.shape == (4, 2048) and np.isfinite(feats).all()
+    assert np.allclose(net([x]), feats, atol=1e-4)  # batching does not change features
+    real = {"features": np.random.default_rng(0).normal(size=(4, 3)), "inception": feats}
     fake = {"features": real["features"] + 1, "inception": net([-x])}
     assert np.isfinite(evaluate.compare(real, fake, k=2)["inception_fid"])
     assert "inception_fid" not in evaluate.compare({"features": real["features"]}, fake, k=2)

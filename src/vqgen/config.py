@@ -153,15 +153,15 @@ class Sample:
 
 @dataclass
 class Evaluate:
-    width: int = _f(32, "channels of the evaluator's first layer")
+    width: int = _f(16, "channels of the evaluator's first layer")
     max_iters: int = _f(300, "evaluator training iterations")
     batch_size: int = _f(64, "images per iteration")
     lr: float = _f(2e-3, "peak learning rate (AdamW, cosine decay)")
     seed: int = _f(0, "training seed")
     num_samples: int = _f(400, "images per set compared (samples, real, reconstructions); 10k-50k on a GPU")
     k: int = _f(3, "neighbours defining the manifolds of k-NN precision and recall")
-    inception_weights: str = _f("", "torchvision Inception-v3 weights on disk for the true FID (empty: "
-                                    "torchvision's hub cache if present; never downloaded)")
+    inception_weights: str = _f("", "Inception-v3 weights on disk for the true FID, torch-fidelity's or "
+                                    "torchvision's (empty: the torch hub cache if present; never downloaded)")
 
     def validate(self) -> None:
         _check(self.max_iters >= 1, f"evaluate.max_iters is {self.max_iters}; use at least 1.")
@@ -169,7 +169,7 @@ class Evaluate:
         _check(self.k >= 1, f"evaluate.k is {self.k}; use at least 1.")
         _check(not self.inception_weights or Path(self.inception_weights).is_file(),
                f"evaluate.inception_weights is {self.inception_weights!r}, which is not a file; give the path "
-               "of torchvision Inception-v3 weights, or leave it empty.")
+               "of Inception-v3 weights (torch-fidelity's or torchvision's), or leave it empty.")
 
 
 @dataclass

@@ -86,37 +86,51 @@ def compare(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], k: int = 3
     return out
 
 
-INCEPTION_CACHE = "inception_v3_google-0cc3c7bd.pth"  # torchvision's file name for its ImageNet weights
+TORCHVISION_WEIGHTS = "inception_v3_google-0cc3c7bd.pth"  # torchvision's ImageNet Inception-v3
+FIDELITY_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's port of the TF original
 
 
 def find_inception(path: str = "") -> Path | None:
-    """A torchvision Inception-v3 state dict already on disk: `path` if given, else the file
+    """Inception-v3 weights already on disk: `path` if given, else the file that torch-fidelity's or
     torchvision's own download would have left in the torch hub cache. Never downloads."""
     if path:
         return Path(path) if Path(path).is_file() else None
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_CACHE
-    return cached if cached.is_file() else None
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    return next((cache / name for name in (FIDELITY_WEIGHTS, TORCHVISION_WEIGHTS) if (cache / name).is_file()), None)
 
 
 class Inception:
-    """Pool features (2048) of torchvision's Inception-v3, for the true FID (Heusel et al. 2017)."""
+    """Pool features (2048) of Inception-v3 for the true FID (Heusel et al. 2017): torch-fidelity's
+    port of the original TensorFlow network (the standard) when given its weights file, else
+    torchvision's ImageNet network."""
 
     def __init__(self, weights: Path, device: torch.device | str = "cpu"):
-        from torchvision.models import inception_v3
-
-        self.net = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
-        self.net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        self.net.fc = torch.nn.Identity()
-        self.net.to(device).eval()
         self.device = device
+        self.standard = weights.name.startswith("weights-inception-2015-12-05")
+        if self.standard:
+            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+            self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                                   feature_extractor_weights_path=str(weights))
+        else:
+            from torchvision.models import inception_v3
+
+            self.net = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
+            self.net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            self.net.fc = torch.nn.Identity()
+        self.net.to(device).eval()
 
     @torch.no_grad()
     def __call__(self, batches: Iterable[torch.Tensor]) -> np.ndarray:
-        mean = torch.tensor([0.485, 0.456, 0.406], device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor([0.229, 0.224, 0.225], device=self.device).view(1, 3, 1, 1)
+        """Features (N, 2048) of batches of images (B, 3, S, S) in [-1, 1]."""
         out = []
         for x in batches:
-            x = torch.nn.functional.interpolate((x.to(self.device) + 1) / 2, size=(299, 299), mode="bilinear",
-                                                align_corners=False)
+            x = x.to(self.device)
+            if self.standard:  # it takes uint8 images and resizes them itself
+                out.append(self.net(((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))[0].cpu())
+                continue
+            x = torch.nn.functional.interpolate((x + 1) / 2, size=(299, 299), mode="bilinear", align_corners=False)
+            mean = torch.tensor([0.485, 0.456, 0.406], device=self.device).view(1, 3, 1, 1)
+            std = torch.tensor([0.229, 0.224, 0.225], device=self.device).view(1, 3, 1, 1)
             out.append(self.net((x - mean) / std).cpu())
         return torch.cat(out).double().numpy()

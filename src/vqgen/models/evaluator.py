@@ -22,7 +22,7 @@ ROTATIONS = 4
 @dataclass
 class EvaluatorConfig:
     num_attributes: int = 40   # 0: no attributes, learn to recognise rotations instead
-    width: int = 32
+    width: int = 16
     features: int = 64
     patch: int = 8             # side of the patches shuffled for the coherence task
 
