@@ -75,10 +75,3 @@ def live(stage: str, every: int = 10) -> Iterator:
                 for key, value in metrics.items():
                     lv.log_metric(f"train/{key}", value, plot=True)
         yield log
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move a completely written directory into place."""
-    shutil.rmtree(final, ignore_errors=True)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, final)

@@ -3,6 +3,8 @@ layout, or any folder of images (checked, split by a hash of each path, and copi
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 
 from vqgen.config import Params
@@ -21,8 +23,12 @@ def run(p: Params) -> None:
             synthetic.write_synthetic(common.RAW, d.synthetic_count, d.seed, workers=common.workers(p),
                                       progress=advance)
     elif d.source == "celeba":
-        with common.progress(celeba.IMAGE_COUNT, "placing CelebA images") as advance:
+        with common.progress(celeba.IMAGE_COUNT, "placing CelebA images") as advance, \
+                warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", celeba_fetch.FetchWarning)
             celeba_fetch.fetch(common.RAW, d.celeba_dir or None, progress=advance)
+        for warning in caught:
+            typer.echo(f"warning: {warning.message}", err=True)
     else:
         with common.progress(None, f"checking images in {d.folder}") as advance:
             scan = folder.scan(d.folder, d.min_size, d.val_fraction, d.test_fraction,

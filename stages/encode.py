@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import torch
 
 from vqgen import checkpoint
 from vqgen.config import Params
 from vqgen.data import images, tokens
+from vqgen.files import building
 from vqgen.models import vqvae
 
 from stages import common
@@ -22,17 +21,15 @@ def run(p: Params) -> None:
     model, _ = checkpoint.load(common.VQVAE, vqvae.VQVAE, vqvae.VQVAEConfig, dev)
     model.to(memory_format=torch.channels_last)
     tokenizer = checkpoint.sha256(common.VQVAE)
-    tmp = common.TOKENS.with_name(common.TOKENS.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for split in images.SPLITS:
-        data = images.Split(common.IMAGES, split, memory_limit=0)
-        grids = []
-        with common.progress(len(data), f"encoding {split}") as advance:
-            for x in images.batched(data, p.encode.batch_size):
-                grids.append(model.encode(x.to(dev, memory_format=torch.channels_last)).cpu().numpy())
-                advance(len(grids[-1]))
-        h = w = data.shape[1] // model.cfg.downsample
-        grid = np.concatenate(grids) if grids else np.zeros((0, h, w), np.int64)
-        tokens.write_shards(tmp, split, grid, data.attributes, data.source_index,
-                            model.cfg.codebook_size, tokenizer, p.encode.shard_size)
-    common.replace_dir(tmp, common.TOKENS)
+    with building(common.TOKENS) as tmp:
+        for split in images.SPLITS:
+            data = images.Split(common.IMAGES, split, memory_limit=0)
+            grids = []
+            with common.progress(len(data), f"encoding {split}") as advance:
+                for x in images.batched(data, p.encode.batch_size):
+                    grids.append(model.encode(x.to(dev, memory_format=torch.channels_last)).cpu().numpy())
+                    advance(len(grids[-1]))
+            h = w = data.shape[1] // model.cfg.downsample
+            grid = np.concatenate(grids) if grids else np.zeros((0, h, w), np.int64)
+            tokens.write_shards(tmp, split, grid, data.attributes, data.source_index,
+                                model.cfg.codebook_size, tokenizer, p.encode.shard_size)

@@ -93,3 +93,19 @@ def test_read_layout_refuses_inconsistent_files(tmp_path):
     (tmp_path / celeba.ATTR_FILE).write_text("9\nMale\n000001.jpg 1\n")
     with pytest.raises(celeba.LayoutError, match="announces 9 images but lists 1"):
         celeba.read_attributes(tmp_path / celeba.ATTR_FILE)
+
+
+def test_building_replaces_a_directory_only_when_complete(tmp_path):
+    from vqgen.files import building
+
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "old").write_text("old")
+    with pytest.raises(RuntimeError):
+        with building(dest) as tmp:
+            (tmp / "new").write_text("half")
+            raise RuntimeError("interrupted")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (dest / "old").exists()
+    with building(dest) as tmp:
+        (tmp / "new").write_text("new")
+    assert [p.name for p in dest.iterdir()] == ["new"] and not (tmp_path / "out.tmp").exists()

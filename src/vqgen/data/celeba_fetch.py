@@ -25,6 +25,7 @@ from torchvision.datasets import CelebA
 from torchvision.datasets import utils as tv_utils
 
 from vqgen.data import celeba
+from vqgen.files import building
 
 FILES: list[tuple[str, str, str]] = [tuple(entry) for entry in CelebA.file_list]  # (file id, md5, name)
 IMAGE_ZIP = "img_align_celeba.zip"
@@ -95,7 +96,6 @@ def safe_extract(zip_path: str | Path, dest: str | Path, progress: Callable[[int
     """
     zip_path, dest = Path(zip_path), Path(dest)
     manual = _manual(zip_path.parent)
-    partial = dest.with_name(dest.name + ".partial")
     try:
         with zipfile.ZipFile(zip_path) as archive:
             members = archive.infolist()
@@ -103,21 +103,13 @@ def safe_extract(zip_path: str | Path, dest: str | Path, progress: Callable[[int
                 if _unsafe(member.filename):
                     raise FetchError(f"{zip_path} holds the unsafe member {member.filename!r} (an absolute path "
                                      f"or '..'), so it is not extracted; {manual}.")
-            shutil.rmtree(partial, ignore_errors=True)
-            partial.mkdir(parents=True)
-            for member in members:
-                archive.extract(member, partial)
-                if progress is not None and not member.is_dir():
-                    progress(1)
+            with building(dest, ".partial") as partial:
+                for member in members:
+                    archive.extract(member, partial)
+                    if progress is not None and not member.is_dir():
+                        progress(1)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
-        shutil.rmtree(partial, ignore_errors=True)
         raise FetchError(f"{zip_path} is not a readable zip archive ({err}); {manual}.") from err
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(partial, dest)
 
 
 def _image_folder(unpacked: Path) -> Path | None:
@@ -209,19 +201,10 @@ def fetch(root: str | Path, celeba_dir: str | Path | None = None, *, cache_dir: 
         raise FetchError(f"data.celeba_dir {source} is not a directory; point it at the folder holding the "
                          f"CelebA files, or leave it empty to download them.")
 
-    tmp = root.with_name(root.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with building(root) as tmp:
         for file_id, md5, name in files:
             _place(file_id, md5, name, source, cache_dir, tmp, progress)
         celeba.read_layout(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if root.exists():
-        shutil.rmtree(root)
-    os.replace(tmp, root)
     return root
 
 

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from vqgen.files import building
+
 SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
 REASONS = ("unreadable", "too_small", "not_an_image")
 WHITE = (255, 255, 255, 255)
@@ -200,21 +202,17 @@ def counts(scan: Scan) -> dict[str, int]:
 def write_import(scan: Scan, dest: str | Path) -> None:
     """Copy the usable images (hard links where possible) under dest/images/, keeping their relative
     paths, with splits.csv (path, split) and counts.json; dest appears only when complete."""
-    dest = Path(dest)
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     rels = [p.relative_to(scan.root).as_posix() for p in scan.paths]
-    for rel, path in zip(rels, scan.paths):
-        target = tmp / "images" / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, target)
-        except OSError:
-            shutil.copy2(path, target)
-    pd.DataFrame({"path": rels, "split": scan.split}).to_csv(tmp / "splits.csv", index=False)
-    (tmp / "counts.json").write_text(json.dumps(counts(scan), indent=2) + "\n")
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
+    with building(dest) as tmp:
+        for rel, path in zip(rels, scan.paths):
+            target = tmp / "images" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copy2(path, target)
+        pd.DataFrame({"path": rels, "split": scan.split}).to_csv(tmp / "splits.csv", index=False)
+        (tmp / "counts.json").write_text(json.dumps(counts(scan), indent=2) + "\n")
 
 
 def read_import(dest: str | Path) -> tuple[list[Path], np.ndarray, dict[str, int]]:

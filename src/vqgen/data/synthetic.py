@@ -9,13 +9,14 @@ those the drawing shows are recorded truthfully, the others are 0 (-1 in the fil
 from __future__ import annotations
 
 import colorsys
-import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from vqgen.files import building
 
 ATTRIBUTES: tuple[str, ...] = (
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
@@ -507,12 +508,13 @@ def _draw_chunk(job: tuple[Path, int, list[int]]) -> list[dict[str, int]]:
 def write_synthetic(root: Path, count: int, seed: int, workers: int = 1,
                     progress: Callable[[int], None] | None = None) -> None:
     """Write `count` faces into root in CelebA's layout."""
-    root = Path(root)
-    tmp = root.with_name(root.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    with building(root) as tmp:
+        _write(tmp, count, seed, workers, progress)
+
+
+def _write(tmp: Path, count: int, seed: int, workers: int, progress: Callable[[int], None] | None) -> None:
     folder = tmp / "img_align_celeba"
-    folder.mkdir(parents=True)
+    folder.mkdir()
 
     size = max(1, min(200, count // (4 * max(1, workers))))
     jobs = [(folder, seed, list(range(i, min(i + size, count + 1)))) for i in range(1, count + 1, size)]
@@ -539,7 +541,3 @@ def write_synthetic(root: Path, count: int, seed: int, workers: int = 1,
     n_val = round(count * (_SPLITS[0] + _SPLITS[1]) / sum(_SPLITS)) - n_train
     split = [0] * n_train + [1] * n_val + [2] * (count - n_train - n_val)
     (tmp / "list_eval_partition.txt").write_text("".join(f"{n} {s}\n" for n, s in zip(names, split)))
-
-    if root.exists():
-        shutil.rmtree(root)
-    tmp.rename(root)
