@@ -23,7 +23,8 @@ from vqgen.data.tokens import ShardError
 STAGES = ("download", "prepare", "train_vqvae", "encode", "train_ar", "train_diffusion",
           "train_evaluator", "sample_ar", "sample_diffusion", "baselines", "report")
 RUNTIME = ("compute",)  # how to run, not what to compute: not a DVC dependency
-USER_ERRORS = (config.ConfigError, LayoutError, FetchError, FolderError, ShardError, FileNotFoundError)
+USER_ERRORS = (config.ConfigError, LayoutError, FetchError, FolderError, ShardError, FileNotFoundError,
+               FloatingPointError)
 
 app = typer.Typer(help=__doc__.split("\n\n")[0] + " Run them all, in order, with `dvc repro`.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)

@@ -35,4 +35,5 @@ def run(p: Params) -> None:
                                workers=common.workers(p), progress=advance)
         for line in folder.warnings(scan):
             typer.echo(f"warning: {line}", err=True)
+        folder.check_splits(scan, d.val_fraction, d.test_fraction)
         folder.write_import(scan, common.RAW)

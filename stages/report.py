@@ -43,7 +43,8 @@ def run(p: Params) -> None:
              f"Tokenizer: validation PSNR {vq['val_psnr']:.2f} dB, {vq['codebook_usage']:.0%} of the codes used.",
              "Bits per token: validation cross-entropy; for the diffusion prior it is that of g(x_b) against "
              "x_a, not a likelihood of the data, so the two are not comparable.",
-             "Inception FID: " + ("torchvision's Inception-v3 pool features, against the same real test images."
+             "Inception FID: " + ("Inception-v3 pool features (torch-fidelity's port of the TensorFlow network where "
+                                  "its weights were found, else torchvision's), against the same real test images."
                                   if "floor_inception_fid" in base else "not computed: no Inception-v3 weights on disk "
                                   "(set evaluate.inception_weights; nothing is ever downloaded).")]
     render.report(common.FIGURES / "report.md", "vqgen: comparison report", rows, COLUMNS, notes, FIGURES)

@@ -39,11 +39,13 @@ def run(p: Params) -> None:
     judging.save_samples("ar", grids.numpy(), decoded)
     render.save_image(common.FIGURES / "ar_samples.png", render.grid(decoded[:36], 6, scale=2))
 
-    test = torch.from_numpy(tokens.read_shards(common.TOKENS, "test")["tokens"][:9].astype(np.int64))
+    shards = tokens.read_shards(common.TOKENS, "test", vq.cfg.codebook_size, checkpoint.sha256(common.VQVAE))
+    test = torch.from_numpy(shards["tokens"][:9].astype(np.int64))
     recon = judging.decode(vq, test)
     h, w = grid
-    for name, keep, label in (("half", (h // 2) * w, f"first {h // 2} of {h} token rows"),
-                              ("quarter", (h // 4) * w, f"first {h // 4} of {h} token rows"),
+    half, quarter = max(1, h // 2), max(1, h // 4)  # at least one row on small grids
+    for name, keep, label in (("half", half * w, f"first {half} of {h} token rows"),
+                              ("quarter", quarter * w, f"first {quarter} of {h} token rows"),
                               ("first_token", 1, "first token only")):
         done = autoregressive.sample(model, grid, prefix=test.flatten(1)[:, :keep], **draw).cpu()
         render.panels(common.FIGURES / f"ar_completion_{name}.png",

@@ -76,6 +76,7 @@ def test_a_folder_of_images_becomes_an_image_store(project, tmp_path):
     Image.new("RGB", (8, 8)).save(photos / "tiny.png")
     text = (project / "params.yaml").read_text()
     text = text.replace("source: synthetic", "source: folder").replace("folder: ''", f"folder: {photos}")
+    text = text.replace("val_fraction: 0.05", "val_fraction: 0.2").replace("test_fraction: 0.05", "test_fraction: 0.2")
     (project / "params.yaml").write_text(text)
     r = vqgen("download", "--compute.workers", "1", cwd=project)
     assert r.returncode == 0, r.stderr
@@ -88,6 +89,9 @@ def test_a_folder_of_images_becomes_an_image_store(project, tmp_path):
     assert data["train_images"] + data["val_images"] + data["test_images"] == 30
     with h5py.File(project / "data/images.h5") as f:
         assert f["images"].shape == (30, 64, 64, 3) and f["attributes"].shape == (30, 0)
+    (project / "params.yaml").write_text(text.replace("val_fraction: 0.2", "val_fraction: 0.01"))
+    r = vqgen("download", "--compute.workers", "1", cwd=project)
+    assert r.returncode == 1 and "fall in the val split (data.val_fraction 0.01)" in r.stderr
 
 
 def test_a_quota_page_instead_of_celeba_is_one_clear_line(project, tmp_path):

@@ -94,3 +94,17 @@ def test_inception_fid_from_either_network(tmp_path, monkeypatch, backend):
     fake = {"features": real["features"] + 1, "inception": net([-x])}
     assert np.isfinite(evaluate.compare(real, fake, k=2)["inception_fid"])
     assert "inception_fid" not in evaluate.compare({"features": real["features"]}, fake, k=2)
+
+
+def test_frechet_distance_matches_scipy_and_is_zero_on_itself():
+    from scipy import linalg
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(500, 6)), rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6)) + 0.5
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    reference = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1 + s2) - 2 * np.trace(linalg.sqrtm(s1 @ s2).real)
+    assert evaluate.frechet_distance(a, b) == pytest.approx(reference, rel=1e-8)
+    few = rng.normal(size=(5, 40))  # singular covariance
+    assert evaluate.frechet_distance(few, few) == pytest.approx(0, abs=1e-9)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        evaluate.frechet_distance(few[:1], few)

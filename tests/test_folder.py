@@ -196,3 +196,13 @@ def test_folders_without_usable_images_are_errors(tmp_path):
     with pytest.raises(folder.FolderError) as e:
         folder.scan(bad, 16, 0.1, 0.1)
     assert str(bad) in str(e.value) and "1 are unreadable" in str(e.value) and "1 are smaller" in str(e.value)
+
+
+def test_check_splits_refuses_nearly_empty_val_or_test(tmp_path):
+    for i in range(40):
+        Image.new("RGB", (20, 20), (i, 0, 0)).save(tmp_path / f"{i}.png")
+    found = folder.scan(tmp_path, 16, 0.3, 0.3)
+    folder.check_splits(found, 0.3, 0.3)
+    found.split[:] = 0
+    with pytest.raises(folder.FolderError, match="Only 0 of the 40 usable images .* fall in the val split"):
+        folder.check_splits(found, 0.3, 0.3)

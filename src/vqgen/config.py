@@ -28,6 +28,12 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _positive(section, name: str, *keys: str) -> None:
+    for key in keys:
+        value = getattr(section, key)
+        _check(value > 0, f"{name}.{key} is {value}; use a positive number.")
+
+
 def _power_of_two(n: int) -> bool:
     return n >= 1 and n & (n - 1) == 0
 
@@ -83,8 +89,8 @@ class VQVAE:
                f"vqvae.downsample is {self.downsample}; use a power of two of at least 2.")
         _check(self.codebook_size >= 2, f"vqvae.codebook_size is {self.codebook_size}; use at least 2.")
         _check(0.0 <= self.ema_decay < 1.0, f"vqvae.ema_decay is {self.ema_decay}; use 0 (off) up to below 1.")
-        _check(self.max_iters >= 1, f"vqvae.max_iters is {self.max_iters}; use at least 1.")
-        _check(self.batch_size >= 1, f"vqvae.batch_size is {self.batch_size}; use at least 1.")
+        _positive(self, "vqvae", "channels", "code_dim", "max_iters", "batch_size", "lr")
+        _check(self.res_blocks >= 0, f"vqvae.res_blocks is {self.res_blocks}; use 0 or more.")
 
 
 @dataclass
@@ -114,9 +120,9 @@ class Prior:
 
     def validate(self) -> None:
         name = type(self).__name__.lower()
+        _positive(self, name, "n_layer", "n_head", "n_embd", "max_iters", "batch_size", "lr")
         _check(self.n_embd % self.n_head == 0,
                f"{name}.n_embd is {self.n_embd}; use a multiple of {name}.n_head ({self.n_head}).")
-        _check(self.max_iters >= 1, f"{name}.max_iters is {self.max_iters}; use at least 1.")
         _check(self.temperature > 0, f"{name}.temperature is {self.temperature}; use a positive number.")
         _check(0.0 <= self.dropout < 1.0, f"{name}.dropout is {self.dropout}; use 0 up to below 1.")
 
@@ -164,7 +170,7 @@ class Evaluate:
                                     "torchvision's (empty: the torch hub cache if present; never downloaded)")
 
     def validate(self) -> None:
-        _check(self.max_iters >= 1, f"evaluate.max_iters is {self.max_iters}; use at least 1.")
+        _positive(self, "evaluate", "width", "max_iters", "batch_size", "lr")
         _check(self.num_samples >= 9, f"evaluate.num_samples is {self.num_samples}; use at least 9 (one 3x3 grid).")
         _check(self.k >= 1, f"evaluate.k is {self.k}; use at least 1.")
         _check(not self.inception_weights or Path(self.inception_weights).is_file(),
@@ -215,13 +221,17 @@ class Params:
         obj = getattr(self, section, None)
         fields = {f.name: f for f in dataclasses.fields(obj)} if obj is not None else {}
         _check(name in fields, f"{key!r} is not a parameter; see `vqgen --help` for the accepted keys.")
-        setattr(obj, name, _coerce(key, value, fields[name].type))
+        setattr(obj, name, _coerce(key, value, field_type(type(obj), name)))
 
 
-def _coerce(key: str, value: Any, type_name: Any) -> Any:
-    kind = {"int": int, "float": float, "str": str, "bool": bool}[str(type_name)]
+def _coerce(key: str, value: Any, kind: type) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     _check(isinstance(value, kind) and not (kind is int and isinstance(value, bool)),
            f"{key} is {value!r}; use a value of type {kind.__name__}.")
     return value
@@ -263,4 +273,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.exists():
         raise ConfigError(f"{path} does not exist; run from the project root or pass --params PATH.")
     with path.open() as f:
-        return parse_params(yaml.safe_load(f))
+        try:
+            raw = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML ({str(e).splitlines()[0]}); fix the file.") from e
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path} is not a mapping of sections; see params.yaml in the repository.")
+    return parse_params(raw)

@@ -8,7 +8,6 @@ from typing import Iterable
 
 import numpy as np
 import torch
-from scipy import linalg
 
 
 def psnr(real: torch.Tensor, fake: torch.Tensor) -> float:
@@ -25,17 +24,25 @@ def codebook_usage(tokens: np.ndarray, codebook_size: int) -> dict[str, float]:
     return {"codebook_usage": float((counts > 0).mean()), "codebook_perplexity": float(np.exp(entropy))}
 
 
+def _sqrt_psd(m: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix, negative rounding errors clipped."""
+    w, v = np.linalg.eigh((m + m.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017), in float64."""
+    """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017), in float64.
+
+    tr((S1 S2)^1/2) is computed as tr((S1^1/2 S2 S1^1/2)^1/2), a symmetric matrix whose eigenvalues
+    are real: stable for singular covariances (fewer samples than dimensions, dead features)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if min(len(a), len(b)) < 2:
+        raise ValueError(f"a Fréchet distance needs at least 2 samples per set, got {len(a)} and {len(b)}")
     mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(s1 @ s2)
-    if not np.isfinite(covmean).all():  # near-singular product: regularise both covariances
-        eps = np.eye(len(s1)) * 1e-6
-        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    s1, s2 = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    root = _sqrt_psd(s1)
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root @ s2 @ root), 0, None)).sum()
+    return float(max(0.0, ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * cross))
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str, float]:

@@ -84,7 +84,7 @@ def fit(losses: Callable[[int], dict[str, torch.Tensor]], objectives: list[tuple
         last = {k: v.item() for k, v in named.items()}
         last["lr"] = rate
         if not all(math.isfinite(v) for v in last.values()):
-            raise FloatingPointError(f"a loss became non-finite at iteration {it}: {last}")
+            raise FloatingPointError(f"training diverged at iteration {it} (losses {last}); lower the learning rate.")
         if on_step:
             on_step(it, last)
     return last

@@ -180,6 +180,16 @@ def scan(root: str | Path, min_size: int, val_fraction: float, test_fraction: fl
     return Scan(root, [root / rel for rel in used], split, skipped, len(files), details)
 
 
+def check_splits(scan: Scan, val_fraction: float, test_fraction: float, least: int = 2) -> None:
+    """Refuse a scan whose val or test split holds fewer than `least` images (the pipeline measures on both)."""
+    for index, (name, fraction) in enumerate((("val", val_fraction), ("test", test_fraction)), start=1):
+        count = int((scan.split == index).sum())
+        if count < least:
+            raise FolderError(f"Only {count} of the {len(scan.paths)} usable images in {scan.root} fall in the "
+                              f"{name} split (data.{name}_fraction {fraction}); add images or raise the fraction "
+                              f"so that it gets at least {least}.")
+
+
 def warnings(scan: Scan, limit: int = 20) -> list[str]:
     """One line per skipped file, e.g. 'skipped photos/a.jpg: unreadable (truncated)', at most limit + 1."""
     skipped = sorted((rel, reason) for reason, rels in scan.skipped.items() for rel in rels)

@@ -60,6 +60,8 @@ class Split:
     def __init__(self, path: str | Path, split: str, memory_limit: int = 1 << 30):
         if split not in SPLITS:
             raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} does not exist; run `vqgen prepare` first.")
         self.file = h5py.File(path, "r")
         self.rows = np.flatnonzero(self.file["split"][:] == SPLITS.index(split))
         self.attributes = self.file["attributes"][:][self.rows]

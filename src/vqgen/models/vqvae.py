@@ -34,7 +34,7 @@ class VQVAEConfig:
 
 
 def _norm(c: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(8, c), c)
+    return nn.GroupNorm(math.gcd(8, c), c)
 
 
 class ResBlock(nn.Module):
