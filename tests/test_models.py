@@ -97,6 +97,23 @@ def test_evaluator_without_attributes_learns_rotations():
     assert logits.shape == (4, 4) and loss.item() > 0
 
 
+def test_evaluator_learns_to_tell_rotations_apart():
+    torch.manual_seed(0)
+    x = torch.rand(64, 3, 16, 16) * 0.5 - 0.25
+    x[:, :, :3] = -1  # a dark band at the top: the image has an up
+    model = Evaluator(EvaluatorConfig(num_attributes=0, width=8, features=16))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(40):
+        turned, k = rotate(x, gen)
+        loss = model(turned, k)[1]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    turned, k = rotate(x, gen)
+    assert (model.eval()(turned)[0].argmax(1) == k).float().mean() > 0.9
+
+
 def test_augment_flips_and_shifts_within_bounds():
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
     out = augment(x, shift=2, generator=torch.Generator().manual_seed(0))
