@@ -140,7 +140,7 @@ class AR(Prior):
 class Diffusion(Prior):
     extra_noise: float = _f(0.1, "fraction of tokens re-randomised between x_a and x_b")
     steps: int = _f(100, "reverse diffusion steps when sampling")
-    temperature: float = _f(1.0, "sampling temperature (below 1 changes fewer tokens per step)")
+    temperature: float = _f(0.9, "sampling temperature (lower changes fewer tokens per step)")
 
     def validate(self) -> None:
         super().validate()
