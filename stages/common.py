@@ -62,16 +62,19 @@ def write_metrics(name: str, values: dict[str, float]) -> Path:
 
 
 @contextlib.contextmanager
-def live(stage: str, every: int = 10) -> Iterator:
-    """DVCLive in dvclive/{stage} (never touching dvc.yaml); yields `log(it, metrics)` for `train.fit`."""
+def live(stage: str, total: int, description: str, shown: str = "loss", every: int = 10) -> Iterator:
+    """DVCLive in dvclive/{stage} (never touching dvc.yaml) and a progress bar showing the loss `shown`;
+    yields the `on_step(it, metrics)` callback of `train.fit`."""
     from dvclive import Live
 
     directory = Path("dvclive") / stage
     shutil.rmtree(directory, ignore_errors=True)
-    with Live(str(directory), dvcyaml=None, save_dvc_exp=False, report=None) as lv:
-        def log(it: int, metrics: dict[str, float]) -> None:
+    with Live(str(directory), dvcyaml=None, save_dvc_exp=False, report=None) as lv, \
+            progress(total, description) as advance:
+        def on_step(it: int, metrics: dict[str, float]) -> None:
             if it % every == 0:
                 lv.step = it
                 for key, value in metrics.items():
                     lv.log_metric(f"train/{key}", value, plot=True)
-        yield log
+            advance(info=f"{shown} {metrics[shown]:.4f}")
+        yield on_step

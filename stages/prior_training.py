@@ -22,7 +22,7 @@ def load_split(split: str) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(shards["tokens"].astype("int64")), k
 
 
-def run(p: Params, s: Prior, prior, name: str, loss_fn) -> None:
+def run(p: Params, s: Prior, prior, name: str, loss_fn, path) -> None:
     dev = common.device(p, s.seed)
     data, k = load_split("train")
     val, _ = load_split("val")
@@ -32,10 +32,7 @@ def run(p: Params, s: Prior, prior, name: str, loss_fn) -> None:
     opt = train.adamw(model, s.lr, s.weight_decay)
     stream = train.batches(data, s.batch_size, torch.Generator().manual_seed(s.seed))
 
-    with common.live(f"train_{name}") as log, common.progress(s.max_iters, f"training {name} prior") as advance:
-        def on_step(it, m):
-            log(it, m)
-            advance(info=f"loss {m['loss']:.3f}")
+    with common.live(f"train_{name}", s.max_iters, f"training {name} prior") as on_step:
         last = train.fit(lambda it: {"loss": loss_fn(model, next(stream).to(dev))}, [("loss", opt)],
                          s.max_iters, s.lr, on_step=on_step)
 
@@ -48,4 +45,4 @@ def run(p: Params, s: Prior, prior, name: str, loss_fn) -> None:
         torch.random.set_rng_state(state)
     bits = val_loss / math.log(2)
     common.write_metrics(name, {"val_loss": val_loss, "val_bits_per_token": bits, "train_loss": last["loss"]})
-    checkpoint.save(common.AR if name == "ar" else common.DIFFUSION, model, model.cfg, grid=list(grid))
+    checkpoint.save(path, model, model.cfg, grid=list(grid))

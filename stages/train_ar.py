@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from stages import prior_training
 from vqgen.config import Params
 from vqgen.priors import autoregressive
+
+from stages import common, prior_training
 
 PARAMS = tuple(f"ar.{k}" for k in prior_training.TRAINING_KEYS)
 
 
 def run(p: Params) -> None:
-    prior_training.run(p, p.ar, autoregressive, "ar", lambda model, x: autoregressive.loss(model, x))
+    prior_training.run(p, p.ar, autoregressive, "ar", autoregressive.loss, common.AR)

@@ -34,10 +34,7 @@ def run(p: Params) -> None:
             xb, yb = rotate(xb, gen)
         return {"loss": evaluator.loss(model, xb.to(**fast), yb.to(dev), gen)}
 
-    with common.live("train_evaluator") as log, common.progress(e.max_iters, "training evaluator") as advance:
-        def on_step(it, m):
-            log(it, m)
-            advance(info=f"loss {m['loss']:.3f}")
+    with common.live("train_evaluator", e.max_iters, "training evaluator") as on_step:
         train.fit(losses, [("loss", opt)], e.max_iters, e.lr, on_step=on_step)
 
     model.eval()

@@ -35,10 +35,7 @@ def run(p: Params) -> None:
         x = images.to_tensor(data[next(stream).numpy()]).to(**fast)
         return vqvae.losses(model, disc, x, v.perceptual_weight, v.adversarial_weight, use_disc=it >= v.disc_start)
 
-    with common.live("train_vqvae") as log, common.progress(v.max_iters, "training VQ-VAE") as advance:
-        def on_step(it, m):
-            log(it, m)
-            advance(info=f"mse {m['mse']:.4f}")
+    with common.live("train_vqvae", v.max_iters, "training VQ-VAE", shown="mse") as on_step:
         train.fit(losses, [("loss", opt_g), ("d_loss", opt_d)], v.max_iters, v.lr, on_step=on_step)
 
     model.eval()
