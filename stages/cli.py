@@ -19,12 +19,13 @@ from vqgen.data.celeba import LayoutError
 from vqgen.data.celeba_fetch import FetchError
 from vqgen.data.folder import FolderError
 from vqgen.data.tokens import ShardError
+from vqgen.evaluate import WeightsError
 
 STAGES = ("download", "prepare", "train_vqvae", "encode", "train_ar", "train_diffusion",
           "train_evaluator", "sample_ar", "sample_diffusion", "baselines", "report")
 RUNTIME = ("compute",)  # how to run, not what to compute: not a DVC dependency
 USER_ERRORS = (config.ConfigError, LayoutError, FetchError, FolderError, ShardError, FileNotFoundError,
-               FloatingPointError)
+               FloatingPointError, WeightsError)
 
 app = typer.Typer(help=__doc__.split("\n\n")[0] + " Run them all, in order, with `dvc repro`.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)

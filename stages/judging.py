@@ -33,10 +33,10 @@ class Judge:
     """The trained evaluator with the real test images it compares every image set against."""
 
     def __init__(self, p: Params, dev: torch.device):
+        weights = evaluate.find_inception(p.evaluate.inception_weights)  # a bad file stops us before any work
+        self.inception = evaluate.Inception(weights, dev) if weights else None
         self.model = checkpoint.load(common.EVALUATOR, Evaluator, EvaluatorConfig, dev)[0]
         self.n, self.k = p.evaluate.num_samples, p.evaluate.k
-        weights = evaluate.find_inception(p.evaluate.inception_weights)
-        self.inception = evaluate.Inception(weights, dev) if weights else None
         self.real = self.view(images.Split(common.IMAGES, "test"))
 
     def view(self, imgs) -> dict[str, np.ndarray]:

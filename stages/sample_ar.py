@@ -22,6 +22,7 @@ PARAMS = ("ar.temperature", "ar.top_k", "sample", *judging.PARAMS)
 def run(p: Params) -> None:
     s, n = p.sample, p.evaluate.num_samples
     dev = common.device(p, s.seed)
+    judge = judging.Judge(p, dev)  # first: bad Inception weights stop the stage before any work
     vq = judging.tokenizer(dev)
     model, meta = checkpoint.load(common.AR, Transformer, TransformerConfig, dev)
     grid = tuple(meta["grid"])
@@ -51,4 +52,4 @@ def run(p: Params) -> None:
         render.panels(common.FIGURES / f"ar_completion_{name}.png",
                       [("transformer completions", judging.decode(vq, done)), ("VQ-VAE reconstructions", recon)],
                       cols=3, title=f"Completion from the {label}")
-    common.write_metrics("sample_ar", {**judging.Judge(p, dev).measure(decoded), "seconds_per_image": seconds})
+    common.write_metrics("sample_ar", {**judge.measure(decoded), "seconds_per_image": seconds})

@@ -20,6 +20,7 @@ PARAMS = ("diffusion.temperature", "diffusion.steps", "sample", *judging.PARAMS)
 def run(p: Params) -> None:
     s, d, n = p.sample, p.diffusion, p.evaluate.num_samples
     dev = common.device(p, s.seed)
+    judge = judging.Judge(p, dev)  # first: bad Inception weights stop the stage before any work
     vq = judging.tokenizer(dev)
     model, meta = checkpoint.load(common.DIFFUSION, Transformer, TransformerConfig, dev)
     grid = tuple(meta["grid"])
@@ -41,4 +42,4 @@ def run(p: Params) -> None:
     frames = [judging.decode(vq, x) for x in first]
     render.strip(common.FIGURES / "diffusion_strip.png", [f[:6] for f in frames])
     render.gif(common.FIGURES / "diffusion.gif", frames)
-    common.write_metrics("sample_diffusion", {**judging.Judge(p, dev).measure(decoded), "seconds_per_image": seconds})
+    common.write_metrics("sample_diffusion", {**judge.measure(decoded), "seconds_per_image": seconds})

@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 VQGEN = [sys.executable, "-c", "from stages.cli import app; app()"]
 
 
-def vqgen(*args, cwd):
+def vqgen(*args, cwd, **env):
     return subprocess.run([*VQGEN, *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"})
+                          env={**os.environ, "COLUMNS": "200", **env})
 
 
 @pytest.fixture
@@ -102,3 +102,21 @@ def test_a_quota_page_instead_of_celeba_is_one_clear_line(project, tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "set data.celeba_dir" in r.stderr
     assert not (project / "data").exists() or not any((project / "data").iterdir())
+
+
+@pytest.mark.parametrize("stage", ["sample_ar", "sample_diffusion", "baselines"])
+def test_a_planted_pickle_in_place_of_inception_weights_never_runs(project, tmp_path, stage):
+    from test_evaluate import plant
+
+    from vqgen import evaluate
+
+    marker = tmp_path / "pwned"
+    cached = plant(tmp_path / "torch" / "hub" / "checkpoints" / evaluate.FIDELITY_WEIGHTS, marker)
+    given = plant(tmp_path / "weights.pth", marker)
+    for args, env in (((), {"TORCH_HOME": str(tmp_path / "torch")}), (("--evaluate.inception_weights", str(given)), {})):
+        r = vqgen(stage, *args, cwd=project, **env)
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert r.stderr.strip().splitlines() == [f"error: {given if args else cached} is not a tensor-only Inception-v3 "
+                                                 "weights file (UnpicklingError); delete it, or replace it with the "
+                                                 "published weights."]
+        assert not marker.exists()

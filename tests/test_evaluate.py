@@ -78,6 +78,52 @@ def test_inception_weights_are_found_on_disk_only(tmp_path, monkeypatch):
     assert evaluate.find_inception(str(cache / evaluate.TORCHVISION_WEIGHTS)) == cache / evaluate.TORCHVISION_WEIGHTS
 
 
+class Planted:
+    """What an attacker leaves in place of weights: a pickle that creates `marker` when it is loaded."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def plant(path, marker):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"Conv2d_1a_3x3.conv.weight": Planted(marker)}, path)
+    return path
+
+
+@pytest.mark.parametrize("where, name", [("given", evaluate.FIDELITY_WEIGHTS), ("given", evaluate.TORCHVISION_WEIGHTS),
+                                         ("given", "anything.pth"), ("hub cache", evaluate.FIDELITY_WEIGHTS),
+                                         ("hub cache", evaluate.TORCHVISION_WEIGHTS)])
+def test_a_planted_pickle_never_runs(tmp_path, monkeypatch, where, name):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    marker = tmp_path / "pwned"
+    if where == "given":
+        weights = evaluate.find_inception(str(plant(tmp_path / name, marker)))
+    else:
+        plant(tmp_path / "hub" / "checkpoints" / name, marker)
+        weights = evaluate.find_inception()
+    assert weights is not None and weights.name == name
+    with pytest.raises(evaluate.WeightsError, match="is not a tensor-only Inception-v3 weights file") as e:
+        evaluate.Inception(weights)
+    assert not marker.exists()
+    assert str(weights) in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("content, message", [(b"\x80\x02garbage", "is not a tensor-only"),
+                                              ({"step": 3}, "holds no state dict of tensors"),
+                                              ({"fc.weight": torch.zeros(2, 2)}, "expected layout")])
+@pytest.mark.parametrize("name", [evaluate.FIDELITY_WEIGHTS, evaluate.TORCHVISION_WEIGHTS])
+def test_broken_inception_weights_are_one_sentence(tmp_path, content, message, name):
+    path = tmp_path / name
+    path.write_bytes(content) if isinstance(content, bytes) else torch.save(content, path)
+    with pytest.raises(evaluate.WeightsError, match=message) as e:
+        evaluate.Inception(path)
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("backend", ["torchvision", "torch-fidelity"])
 def test_inception_fid_from_either_network(tmp_path, monkeypatch, backend):
     if backend == "torchvision":
