@@ -11,7 +11,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from vqgen.priors import autoregressive
+from vqgen.priors import PRIORS
 
 
 @torch.no_grad()
@@ -35,10 +35,11 @@ def timed(fn, repeats=3):
 
 def main(n=64, grid=(8, 8)):
     torch.manual_seed(0)
-    model = autoregressive.make_model(256, grid, n_layer=4, n_head=4, n_embd=128).eval()
-    cached = timed(lambda: autoregressive.sample(model, grid, n=n, generator=torch.Generator().manual_seed(0)))
+    prior = PRIORS["ar"].create(256, grid, n_layer=4, n_head=4, n_embd=128)
+    model = prior.model.eval()
+    cached = timed(lambda: prior.sample(n, generator=torch.Generator().manual_seed(0)))
     naive = timed(lambda: recompute(model, grid, n, torch.Generator().manual_seed(0)))
-    same = (autoregressive.sample(model, grid, n=n, generator=torch.Generator().manual_seed(0))
+    same = (prior.sample(n, generator=torch.Generator().manual_seed(0)).tokens
             == recompute(model, grid, n, torch.Generator().manual_seed(0))).float().mean().item()
     print(json.dumps({"batch": n, "grid": list(grid), "threads": torch.get_num_threads(),
                       "kv_cache_s_per_image": cached / n, "recompute_s_per_image": naive / n,

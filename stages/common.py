@@ -23,6 +23,7 @@ VQVAE = Path("models/vqvae.safetensors")
 AR = Path("models/ar.safetensors")
 DIFFUSION = Path("models/diffusion.safetensors")
 EVALUATOR = Path("models/evaluator.safetensors")
+MODELS = {"ar": AR, "diffusion": DIFFUSION}  # each prior's checkpoint, by its params.yaml section
 FIGURES = Path("figures")
 SAMPLES = Path("samples")
 METRICS = Path("metrics")
@@ -51,14 +52,18 @@ def workers(p: Params) -> int:
     return p.compute.workers or os.cpu_count() or 1
 
 
-def write_metrics(name: str, values: dict[str, float]) -> Path:
-    """metrics/{name}.json: flat keys, numbers only, written atomically."""
-    path = METRICS / f"{name}.json"
+def write_json(path: Path, value) -> Path:
+    """A JSON file, written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({k: float(v) for k, v in values.items()}, indent=2) + "\n")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def write_metrics(name: str, values: dict[str, float]) -> Path:
+    """metrics/{name}.json: flat keys, numbers only."""
+    return write_json(METRICS / f"{name}.json", {k: float(v) for k, v in values.items()})
 
 
 @contextlib.contextmanager

@@ -23,10 +23,17 @@ def tokenizer(dev: torch.device) -> vqvae.VQVAE:
 
 
 def decode(model: vqvae.VQVAE, grids: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """Token grids (N, h, w) -> uint8 images (N, S, S, 3)."""
+    """Token grids (N, h, w) -> uint8 images (N, S, S, 3); the patches of negative ids (a prior's
+    UNDECIDED positions) are grey."""
     dev = next(model.parameters()).device
-    return np.concatenate([images.to_uint8(model.decode(grids[i:i + batch_size].to(dev)))
-                           for i in range(0, len(grids), batch_size)])
+    undecided = (grids < 0).cpu().numpy()
+    grids = grids.clamp_min(0)
+    out = np.concatenate([images.to_uint8(model.decode(grids[i:i + batch_size].to(dev)))
+                          for i in range(0, len(grids), batch_size)])
+    if undecided.any():
+        f = out.shape[1] // grids.shape[1]
+        out[undecided.repeat(f, 1).repeat(f, 2)] = 128
+    return out
 
 
 class Judge:
@@ -52,11 +59,12 @@ class Judge:
         return evaluate.compare(self.real, self.view(imgs), self.k)
 
 
-def save_samples(name: str, grids: np.ndarray, decoded: np.ndarray) -> None:
+def save_samples(name: str, arrays: dict[str, np.ndarray]) -> None:
+    """samples/{name}.h5: one dataset per array (images chunked one per chunk), written atomically."""
     path = common.SAMPLES / f"{name}.h5"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with h5py.File(tmp, "w") as f:
-        f.create_dataset("tokens", data=grids)
-        f.create_dataset("images", data=decoded, chunks=(1, *decoded.shape[1:]))
+        for key, value in arrays.items():
+            f.create_dataset(key, data=value, chunks=(1, *value.shape[1:]) if value.ndim == 4 else None)
     tmp.replace(path)

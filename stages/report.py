@@ -1,9 +1,11 @@
-"""Write figures/report.md: one table comparing the real floor, the reconstructions and both
-priors on every measure, and the figures."""
+"""Write figures/report.md: one table comparing the real floor, the reconstructions and every prior
+on every measure; the speed-quality frontier; completions of both priors side by side; the figures."""
 
 from __future__ import annotations
 
 import json
+
+import h5py
 
 from vqgen import render
 from vqgen.config import Params
@@ -11,14 +13,19 @@ from vqgen.config import Params
 from stages import common
 
 PARAMS = ("evaluate.num_samples",)  # shown in the report's notes
-COLUMNS = ("fd", "precision", "recall", "attr_tv", "inception_fid", "bits_per_token", "seconds_per_image")
+COLUMNS = ("fd", "precision", "recall", "attr_tv", "inception_fid", "bits_per_token", "mean_steps",
+           "seconds_per_image", "seconds_per_image_batch1")
+PRIORS = ("ar", "diffusion")  # params.yaml sections of the priors, as in common.MODELS
 FIGURES = (("VQ-VAE reconstructions (real | reconstruction)", "reconstructions.png"),
+           ("Speed and quality: fd against seconds per image (sampling and decoding)", "frontier.png"),
+           ("Completions from the first half of the token rows, by both priors", "completion_half.png"),
            ("Autoregressive samples", "ar_samples.png"),
-           ("Completions from the first half of the token rows", "ar_completion_half.png"),
-           ("Completions from the first quarter of the token rows", "ar_completion_quarter.png"),
-           ("Completions from the first token", "ar_completion_first_token.png"),
+           ("Completions from the first quarter of the token rows (autoregressive)", "ar_completion_quarter.png"),
+           ("Completions from the first token (autoregressive)", "ar_completion_first_token.png"),
            ("Discrete-diffusion samples", "diffusion_samples.png"),
-           ("Reverse diffusion, from uniform random tokens (left) to samples (right)", "diffusion_strip.png"),
+           ("Inpainting by the diffusion prior", "diffusion_inpainting.png"),
+           ("Completions from the first quarter of the token rows (diffusion)", "diffusion_completion_quarter.png"),
+           ("Reverse diffusion at a low and a high temperature", "diffusion_strip.png"),
            ("Reverse diffusion, animated", "diffusion.gif"))
 
 
@@ -32,17 +39,29 @@ def run(p: Params) -> None:
         "real images (val vs test): the floor": {k[len("floor_"):]: v for k, v in base.items() if k.startswith("floor_")},
         "VQ-VAE reconstructions": {"fd": base["rfd"], **{k[len("recon_"):]: v for k, v in base.items()
                                                           if k.startswith("recon_")}},
-        "autoregressive prior": {**_metrics("sample_ar"), "bits_per_token": _metrics("ar")["val_bits_per_token"]},
-        "discrete-diffusion prior": {**_metrics("sample_diffusion"),
-                                     "bits_per_token": _metrics("diffusion")["val_bits_per_token"]},
     }
+    frontier = {}
+    for section in PRIORS:
+        points = json.loads((common.METRICS / "frontier" / f"{section}.json").read_text())
+        name = "autoregressive prior" if section == "ar" else f"{points[0]['prior']} diffusion prior"
+        rows[name] = {**_metrics(f"sample_{section}"), "bits_per_token": _metrics(section)["val_bits_per_token"]}
+        frontier[name] = points
+    render.frontier(common.FIGURES / "frontier.png", frontier)
+    with h5py.File(common.SAMPLES / "ar.h5") as ar, h5py.File(common.SAMPLES / "diffusion.h5") as diffusion:
+        render.panels(common.FIGURES / "completion_half.png",
+                      [[("autoregressive", ar["completion_half"][:]), ("diffusion", diffusion["completion_half"][:]),
+                        ("VQ-VAE reconstructions", ar["reconstructions"][:])]],
+                      cols=3, title="Completion from the first half of the token rows")
     vq, judge = _metrics("vqvae"), _metrics("evaluator")
     notes = [f"Measured on {p.evaluate.num_samples} images per set against real test images, in the feature "
              f"space of the trained evaluator (validation accuracy {judge['val_accuracy']:.3f}): `fd` is a "
              "Fréchet distance there, not the Inception FID; lower is better, the floor is what real images score.",
              f"Tokenizer: validation PSNR {vq['val_psnr']:.2f} dB, {vq['codebook_usage']:.0%} of the codes used.",
-             "Bits per token: validation cross-entropy; for the diffusion prior it is that of g(x_b) against "
-             "x_a, not a likelihood of the data, so the two are not comparable.",
+             "Bits per token: validation cross-entropy. Only the autoregressive prior's is a likelihood of the "
+             "data; the masked prior's is that of the hidden tokens at a random masking ratio, the uniform "
+             "prior's that of g(x_b) against x_a: not comparable.",
+             "Seconds per image: sampling at the sampling batch size, and at batch 1 (latency); mean steps: "
+             "network passes per image.",
              "Inception FID: " + ("Inception-v3 pool features (torch-fidelity's port of the TensorFlow network where "
                                   "its weights were found, else torchvision's), against the same real test images."
                                   if "floor_inception_fid" in base else "not computed: no Inception-v3 weights on disk "

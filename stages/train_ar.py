@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from vqgen.config import Params
-from vqgen.priors import autoregressive
 
-from stages import common, prior_training
+from stages import prior_training
 
 PARAMS = tuple(f"ar.{k}" for k in prior_training.TRAINING_KEYS)
 
 
 def run(p: Params) -> None:
-    prior_training.run(p, p.ar, autoregressive, "ar", autoregressive.loss, common.AR)
+    prior_training.run(p, "ar", "ar")

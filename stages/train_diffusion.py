@@ -1,15 +1,15 @@
-"""Train the discrete-diffusion transformer prior on the token shards (learn to undo corruption)."""
+"""Train the discrete-diffusion transformer prior of `diffusion.process` on the token shards:
+`masked` learns to fill in hidden tokens, `uniform` (the blog's) to undo uniform resampling."""
 
 from __future__ import annotations
 
 from vqgen.config import Params
-from vqgen.priors import diffusion
 
-from stages import common, prior_training
+from stages import prior_training
 
-PARAMS = tuple(f"diffusion.{k}" for k in (*prior_training.TRAINING_KEYS, "extra_noise"))
+PARAMS = ("diffusion.process", *(f"diffusion.{k}" for k in prior_training.TRAINING_KEYS), "diffusion.extra_noise")
 
 
 def run(p: Params) -> None:
-    prior_training.run(p, p.diffusion, diffusion, "diffusion",
-                       lambda model, x: diffusion.loss(model, x, p.diffusion.extra_noise), common.DIFFUSION)
+    d = p.diffusion
+    prior_training.run(p, "diffusion", d.process, {"extra_noise": d.extra_noise} if d.process == "uniform" else {})

@@ -31,19 +31,32 @@ def test_psnr_and_codebook_usage():
     assert 1 < usage["codebook_perplexity"] < 2
 
 
-def test_grid_strip_and_gif(tmp_path):
-    imgs = np.zeros((5, 8, 8, 3), np.uint8)
+def test_grid_strip_and_gif_lay_images_out_in_order(tmp_path):
+    imgs = np.stack([np.full((8, 8, 3), 10 * (i + 1), np.uint8) for i in range(5)])
     g = render.grid(imgs, cols=3, pad=2)
     assert g.shape == (2 * 10 + 2, 3 * 10 + 2, 3)
-    traj = [np.full((2, 8, 8, 3), t * 20, np.uint8) for t in range(7)]
-    render.strip(tmp_path / "s.png", traj, columns=4)
-    assert Image.open(tmp_path / "s.png").size == ((4 * 10 + 2) * 2, (2 * 10 + 2) * 2)
+    for i in range(5):  # image i at row i // 3, column i % 3, white padding around
+        r, c = divmod(i, 3)
+        assert (g[2 + 10 * r:10 + 10 * r, 2 + 10 * c:10 + 10 * c] == 10 * (i + 1)).all()
+    assert (g[:2] == 255).all() and (g[:, :2] == 255).all() and (g[12:, 22:] == 255).all()  # the empty sixth slot
+
+    traj = [np.stack([np.full((8, 8, 3), t * 20 + i, np.uint8) for i in range(2)]) for t in range(7)]
+    assert [f[0, 0, 0, 0] for f in render.pick(traj, 4)] == [0, 40, 80, 120]  # first and last included
+    s = render.strip_image(traj, columns=4)
+    assert s.shape == (2 * 10 + 2, 4 * 10 + 2, 3)
+    for i in range(2):  # a row per sample, a column per picked step
+        for j, t in enumerate([0, 2, 4, 6]):
+            assert s[2 + 10 * i, 2 + 10 * j, 0] == t * 20 + i
     render.gif(tmp_path / "a.gif", traj, cols=2, hold=3)
     with Image.open(tmp_path / "a.gif") as im:
-        assert im.n_frames >= 7
-    render.panels(tmp_path / "p.png", [("a", imgs), ("b", imgs)], cols=3, title="t")
-    render.pairs(tmp_path / "q.png", imgs, imgs, cols=2)
-    assert (tmp_path / "p.png").stat().st_size > 0 and (tmp_path / "q.png").exists()
+        assert im.n_frames == 7
+        im.seek(6)
+        assert im.info["duration"] == 3 * 120  # the last frame is held
+        assert abs(int(np.asarray(im.convert("RGB"))[2 * 2, 2 * 2, 0]) - 120) <= 2
+    render.panels(tmp_path / "p.png", [[("a", imgs), ("b", imgs)]], cols=3, title="t")
+    render.panels(tmp_path / "q.png", [[("a", imgs), ("b", imgs)], [("c", imgs)]], cols=3)
+    with Image.open(tmp_path / "p.png") as one_row, Image.open(tmp_path / "q.png") as two_rows:
+        assert one_row.width > one_row.height and two_rows.height > 1.5 * one_row.height
     assert not list(tmp_path.glob(".*tmp*"))
 
 

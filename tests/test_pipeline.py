@@ -78,10 +78,15 @@ def test_dvc_repro_end_to_end(tmp_path):
         metrics[name] = values
     assert metrics["data"]["train_images"] + metrics["data"]["val_images"] + metrics["data"]["test_images"] == 120
     for name in ("sample_ar", "sample_diffusion"):
-        assert set(metrics[name]) == {"fd", "precision", "recall", "attr_tv", "seconds_per_image"}
+        assert set(metrics[name]) == {"fd", "precision", "recall", "attr_tv", "seconds_per_image",
+                                      "seconds_per_image_batch1", "mean_steps"}
+    assert metrics["sample_diffusion"]["mean_steps"] == 3  # masked: exactly diffusion.steps
+    frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
+    assert [row["steps"] for row in frontier] == [3, 4, 8, 12, 16, 32] and frontier[0]["prior"] == "masked"
+    assert [row["mean_steps"] for row in frontier] == [3, 4, 8, 12, 16, 16]  # a 4x4 grid: one token a step at most
     assert {"floor_fd", "rfd", "recon_precision"} <= set(metrics["baselines"])
     report = (repo / "figures/report.md").read_text()
-    assert "autoregressive prior" in report and "](diffusion.gif)" in report
+    assert "autoregressive prior" in report and "masked diffusion prior" in report and "](diffusion.gif)" in report
     assert "Data and pipelines are up to date" in run([*dvc, "status"], repo, env)
     tracked = run(["git", "status", "--porcelain", "--ignored"], repo, env)
     assert "models/" in tracked and "!! models/" in tracked  # stage outputs are git-ignored
@@ -95,6 +100,15 @@ def test_dvc_repro_end_to_end(tmp_path):
     after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert [s for s in lock if lock[s] != after[s]] == ["sample_diffusion", "report"]
     assert json.loads((repo / "metrics/sample_diffusion.json").read_text()) != metrics["sample_diffusion"]
+
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "hotter"], repo, env)
+    run([*dvc, "exp", "run", "-S", "diffusion.process=uniform", "-S", "diffusion.steps=20"], repo, env)
+    uniform = json.loads((repo / "metrics/sample_diffusion.json").read_text())
+    assert 1 < uniform["mean_steps"] <= 21  # settles, or stops at the cap, then one clean-up pass
+    frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
+    assert {row["prior"] for row in frontier} == {"uniform"} and len(frontier) == 6
+    assert "uniform diffusion prior" in (repo / "figures/report.md").read_text()
 
 
 @pytest.mark.e2e
@@ -124,5 +138,5 @@ def test_every_stage_on_a_folder_of_images(tmp_path):
     evaluator = json.loads((project / "metrics/evaluator.json").read_text())
     assert list(evaluator) == ["val_accuracy"]  # of the rotation task
     sample = json.loads((project / "metrics/sample_ar.json").read_text())
-    assert set(sample) == {"fd", "precision", "recall", "seconds_per_image"}
+    assert set(sample) == {"fd", "precision", "recall", "seconds_per_image", "seconds_per_image_batch1", "mean_steps"}
     assert "| autoregressive prior |" in (project / "figures/report.md").read_text()

@@ -136,16 +136,26 @@ class AR(Prior):
         _check(self.top_k >= 0, f"ar.top_k is {self.top_k}; use 0 (off) or a positive number.")
 
 
+PROCESSES = ("masked", "uniform", "multinomial")  # diffusion.process: names of registered priors
+
+
 @dataclass
 class Diffusion(Prior):
-    extra_noise: float = _f(0.1, "fraction of tokens re-randomised between x_a and x_b")
-    steps: int = _f(100, "reverse diffusion steps when sampling")
-    temperature: float = _f(0.9, "sampling temperature (lower changes fewer tokens per step)")
+    process: str = _f("masked", "masked (absorbing [MASK], parallel decoding), uniform (the blog's process) or "
+                                "multinomial (uniform noise, predicts the clean grid)")
+    extra_noise: float = _f(0.1, "uniform: fraction of tokens re-randomised between x_a and x_b")
+    steps: int = _f(12, "reverse steps (uniform: at most, it stops earlier when settled)")
+    temperature: float = _f(1.0, "sampling temperature of the new tokens (uniform: lower settles more slowly)")
+    tolerance: float = _f(0.02, "uniform: a grid is settled once a step changes fewer than this share of tokens")
+    confidence_noise: float = _f(4.5, "masked: scale of the Gumbel noise on confidences, annealed to 0 (MaskGIT)")
 
     def validate(self) -> None:
         super().validate()
+        _check(self.process in PROCESSES, f"diffusion.process is {self.process!r}; use one of {', '.join(PROCESSES)}.")
         _check(0.0 < self.extra_noise < 1.0, f"diffusion.extra_noise is {self.extra_noise}; use a fraction in (0, 1).")
         _check(self.steps >= 1, f"diffusion.steps is {self.steps}; use at least 1.")
+        _check(0.0 <= self.tolerance < 1.0, f"diffusion.tolerance is {self.tolerance}; use a fraction in [0, 1).")
+        _check(self.confidence_noise >= 0, f"diffusion.confidence_noise is {self.confidence_noise}; use 0 or more.")
 
 
 @dataclass

@@ -30,20 +30,31 @@ def _atomic(path: str | Path):
     return path, path.with_name(f".{path.stem}.tmp{path.suffix}")
 
 
-def panels(path: str | Path, named_images: list[tuple[str, np.ndarray]], cols: int, title: str = "") -> None:
-    """Save grids side by side, each under its name (e.g. generated | VQ reconstruction)."""
+def side_by_side(path: str | Path, pictures: list[list[tuple[str, np.ndarray]]] | list[tuple[str, np.ndarray]],
+                 title: str = "") -> None:
+    """Save uint8 pictures in rows of panels, each under its name; a flat list is one row."""
+    rows = pictures if isinstance(pictures[0], list) else [pictures]
     path, tmp = _atomic(path)
-    fig, axes = plt.subplots(1, len(named_images), figsize=(3.2 * len(named_images), 3.6), squeeze=False)
-    for ax, (name, images) in zip(axes[0], named_images):
-        ax.imshow(grid(images, cols))
-        ax.set_title(name, fontsize=10)
+    ncols = max(len(r) for r in rows)
+    height = max(max(img.shape[0] / img.shape[1] for _, img in r) for r in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(3.4 * ncols, 3.4 * height * len(rows) + 0.4), squeeze=False)
+    for ax in axes.flat:
         ax.axis("off")
+    for axs, row in zip(axes, rows):
+        for ax, (name, img) in zip(axs, row):
+            ax.imshow(img)
+            ax.set_title(name, fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(tmp, dpi=150)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def panels(path: str | Path, named_images: list[list[tuple[str, np.ndarray]]], cols: int, title: str = "") -> None:
+    """Save rows of image grids side by side, each under its name (e.g. generated | VQ reconstruction)."""
+    side_by_side(path, [[(name, grid(images, cols)) for name, images in row] for row in named_images], title)
 
 
 def pairs(path: str | Path, real: np.ndarray, fake: np.ndarray, cols: int = 4) -> None:
@@ -53,25 +64,53 @@ def pairs(path: str | Path, real: np.ndarray, fake: np.ndarray, cols: int = 4) -
     save_image(path, grid(inter, 2 * cols, scale=2))
 
 
-def strip(path: str | Path, trajectory: list[np.ndarray], columns: int = 10) -> None:
+def pick(frames: list, count: int) -> list:
+    """At most `count` evenly spaced frames, the first and the last included."""
+    idx = np.unique(np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int))
+    return [frames[i] for i in idx]
+
+
+def strip_image(trajectory: list[np.ndarray], columns: int = 10) -> np.ndarray:
     """Rows of samples, columns of evenly spaced steps of the reverse diffusion (first and last included)."""
-    picks = np.unique(np.linspace(0, len(trajectory) - 1, min(columns, len(trajectory))).round().astype(int))
-    rows = [np.stack([trajectory[t][i] for t in picks]) for i in range(len(trajectory[0]))]
-    save_image(path, grid(np.concatenate(rows), len(picks), scale=2))
+    picks = pick(trajectory, columns)
+    rows = [np.stack([frame[i] for frame in picks]) for i in range(len(trajectory[0]))]
+    return grid(np.concatenate(rows), len(picks))
 
 
 def gif(path: str | Path, trajectory: list[np.ndarray], cols: int = 4, ms: int = 120, hold: int = 15) -> None:
-    """Animated GIF of the reverse diffusion, each frame a grid of samples; the last frame is held."""
+    """Animated GIF of the reverse diffusion, each frame a grid of samples shown `ms`; the last frame
+    is held `hold` times as long."""
     path, tmp = _atomic(path)
     frames = [Image.fromarray(grid(images, cols, scale=2)) for images in trajectory]
-    frames += [frames[-1]] * hold
-    frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=ms, loop=0)
+    durations = [ms] * (len(frames) - 1) + [ms * hold]
+    frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=durations, loop=0)
     os.replace(tmp, path)
 
 
 def save_image(path: str | Path, image: np.ndarray) -> None:
     path, tmp = _atomic(path)
     Image.fromarray(image).save(tmp)
+    os.replace(tmp, path)
+
+
+def frontier(path: str | Path, curves: dict[str, list[dict]]) -> None:
+    """fd against seconds per image, one labelled curve per prior, each point marked with its steps."""
+    path, tmp = _atomic(path)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, points in curves.items():
+        points = sorted(points, key=lambda q: q["seconds_per_image"])
+        ax.plot([q["seconds_per_image"] for q in points], [q["fd"] for q in points], "o-", label=name)
+        for q in points:
+            ax.annotate(f"{q['steps']:.0f}", (q["seconds_per_image"], q["fd"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per image (log scale)")
+    ax.set_ylabel("fd (lower is better)")
+    ax.set_title("Speed and quality; labels: steps per image", fontsize=10)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=150)
+    plt.close(fig)
     os.replace(tmp, path)
 
 

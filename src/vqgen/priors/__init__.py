@@ -1,1 +1,20 @@
-"""Priors over token grids: training losses and samplers."""
+"""Priors over token grids, registered by name: each owns its training loss and its sampler."""
+
+from __future__ import annotations
+
+from vqgen.models.transformer import Transformer
+from vqgen.priors.autoregressive import Autoregressive
+from vqgen.priors.base import UNDECIDED, Draw, Prior, prefix_mask
+from vqgen.priors.diffusion import UniformDiffusion
+from vqgen.priors.masked import MaskedDiffusion
+from vqgen.priors.multinomial import MultinomialDiffusion
+
+PRIORS: dict[str, type[Prior]] = {cls.name: cls for cls in (Autoregressive, UniformDiffusion, MaskedDiffusion,
+                                                    MultinomialDiffusion)}
+
+__all__ = ["PRIORS", "UNDECIDED", "Draw", "Prior", "prefix_mask", "restore"]
+
+
+def restore(model: Transformer, meta: dict) -> Prior:
+    """The prior a checkpoint holds: its trained transformer and the metadata `Prior.metadata` wrote."""
+    return PRIORS[meta["prior"]](model, tuple(meta["grid"]), **meta.get("options", {}))

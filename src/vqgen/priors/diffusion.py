@@ -1,20 +1,15 @@
-"""Discrete diffusion prior: tokens are corrupted by uniform resampling and a bidirectional
-transformer learns to undo one small corruption step, as in the blog post this project
-grew from (a crude form of VQ-Diffusion, Gu et al. 2022). Sampling starts from uniform
-random tokens and applies the model repeatedly."""
+"""Uniform-noise discrete diffusion, as in the blog post this project grew from (a crude form of
+VQ-Diffusion, Gu et al. 2022): tokens are corrupted by uniform resampling, and a bidirectional
+transformer learns to undo one small corruption step. Sampling starts from uniform random tokens.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from vqgen.models.transformer import Transformer, TransformerConfig
-
-
-def make_model(codebook_size: int, grid: tuple[int, int], **kwargs) -> Transformer:
-    cfg = TransformerConfig(vocab_size=codebook_size, out_size=codebook_size,
-                            block_size=grid[0] * grid[1], causal=False, **kwargs)
-    return Transformer(cfg)
+from vqgen.models.transformer import Transformer
+from vqgen.priors.base import Draw, Prior
 
 
 def corrupt(tokens: torch.Tensor, fraction: torch.Tensor | float, codebook_size: int,
@@ -27,28 +22,56 @@ def corrupt(tokens: torch.Tensor, fraction: torch.Tensor | float, codebook_size:
     return torch.where(hit, noise, tokens)
 
 
-def loss(model: Transformer, tokens: torch.Tensor, extra_noise: float = 0.1) -> torch.Tensor:
-    """Cross-entropy of g(x_b) against x_a, where x_a re-randomises a uniformly drawn fraction of
-    the tokens of x and x_b a further `extra_noise` of them."""
-    x = tokens.flatten(1).long()  # (B, T)
-    k = model.cfg.out_size
-    x_a = corrupt(x, torch.rand(x.shape[0], device=x.device), k)
-    x_b = corrupt(x_a, extra_noise, k)
-    _, nll = model(x_b, targets=x_a)
-    return nll
+class UniformDiffusion(Prior):
+    name = "uniform"
+    causal = False
+    settings = ("temperature", "steps", "tolerance")
 
+    def __init__(self, model: Transformer, grid: tuple[int, int], extra_noise: float = 0.1):
+        super().__init__(model, grid)
+        self.extra_noise = extra_noise
 
-@torch.no_grad()
-def sample(model: Transformer, grid: tuple[int, int], n: int, steps: int, temperature: float = 1.0,
-           generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    """Reverse diffusion from uniform random tokens: the trajectory, steps + 1 grids of (n, h, w)."""
-    device = next(model.parameters()).device
-    k = model.cfg.out_size
-    x = torch.randint(0, k, (n, grid[0] * grid[1]), generator=generator, device=device)
-    trajectory = [x.view(n, *grid)]
-    for _ in range(steps):
-        logits, _ = model(x)  # (n, T, K)
-        probs = F.softmax(logits / temperature, dim=-1)
-        x = torch.multinomial(probs.view(-1, k), 1, generator=generator).view(n, -1)
-        trajectory.append(x.view(n, *grid))
-    return trajectory
+    def options(self) -> dict:
+        return {"extra_noise": self.extra_noise}
+
+    def loss(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of g(x_b) against x_a, where x_a re-randomises a uniformly drawn fraction of
+        the tokens of x and x_b a further `extra_noise` of them."""
+        x = tokens.flatten(1).long()  # (B, T)
+        x_a = corrupt(x, torch.rand(x.shape[0], device=x.device), self.codebook_size)
+        x_b = corrupt(x_a, self.extra_noise, self.codebook_size)
+        _, nll = self.model(x_b, targets=x_a)
+        return nll
+
+    @torch.no_grad()
+    def sample(self, n=None, given=None, known=None, *, temperature: float = 1.0, steps: int = 200,
+               tolerance: float = 0.02, generator=None, trajectory: bool = False) -> Draw:
+        """Reverse diffusion from uniform random tokens. Each step, a token changes with the model's
+        probability of it not being kept, into a code drawn at `temperature` from the other codes; a
+        grid stops once a step changes fewer than `tolerance` of its free tokens (or after `steps`),
+        then one clean-up pass sets every free token to its most likely code."""
+        given, known = self._inputs(n, given, known)
+        b, t = given.shape
+        k = self.codebook_size
+        x = torch.where(known, given, torch.randint(0, k, given.shape, generator=generator, device=given.device))
+        frames = [self._grids(x)] if trajectory else None
+        free = (~known).sum(1).clamp_min(1)
+        active = (~known).any(1)
+        used = torch.zeros(b, dtype=torch.long, device=x.device)
+        for _ in range(steps):
+            if not active.any():
+                break
+            logits = self.model(x)[0].float()  # (B, T, K)
+            keep = F.softmax(logits, -1).gather(2, x[..., None])[..., 0]  # (B, T)
+            change = (torch.rand(x.shape, generator=generator, device=x.device) >= keep) & ~known & active[:, None]
+            other = (logits / temperature).scatter(2, x[..., None], float("-inf"))
+            new = torch.multinomial(F.softmax(other, -1).view(b * t, k), 1, generator=generator).view(b, t)
+            x = torch.where(change, new, x)
+            used += active
+            active &= change.sum(1) >= tolerance * free
+            if trajectory:
+                frames.append(self._grids(x))
+        x = torch.where(known, given, self.model(x)[0].argmax(-1))  # the clean-up pass
+        if trajectory:
+            frames.append(self._grids(x))
+        return Draw(self._grids(x), used + 1, frames)

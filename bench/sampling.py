@@ -1,0 +1,62 @@
+"""Benchmark: the autoregressive prior with its key/value cache against the masked diffusion prior
+at 8 and 12 steps, same width and depth, on 8x8 and 16x16 token grids, in the same run.
+
+Prints JSON: images per second at batch 128 (throughput) and seconds per image at batch 1
+(latency) for each, and the masked prior's speed relative to the AR prior's (above 1: faster).
+Random weights: sampling costs do not depend on what a model has learned.
+Usage: python bench/sampling.py [--batch 128] [--repeats 2] [--device cuda]
+"""
+
+import argparse
+import json
+import time
+
+import torch
+
+from vqgen.priors import PRIORS
+
+
+def best_seconds(fn, repeats: int, device: str) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main(batch: int, repeats: int, device: str) -> None:
+    rows = []
+    for grid in ((8, 8), (16, 16)):
+        torch.manual_seed(0)
+        sizes = dict(n_layer=4, n_head=4, n_embd=128)
+        ar = PRIORS["ar"].create(256, grid, **sizes)
+        masked = PRIORS["masked"].create(256, grid, **sizes)
+        for prior in (ar, masked):
+            prior.model.to(device).eval()
+        contenders = {"ar (kv cache)": (ar, {}), "masked, 8 steps": (masked, {"steps": 8}),
+                      "masked, 12 steps": (masked, {"steps": 12})}
+        for name, (prior, settings) in contenders.items():
+            gen = torch.Generator(device=device).manual_seed(0)
+            prior.sample(2, generator=gen, **settings)  # warm-up
+            throughput = batch / best_seconds(lambda: prior.sample(batch, generator=gen, **settings), repeats, device)
+            latency = best_seconds(lambda: prior.sample(1, generator=gen, **settings), repeats * 3, device)
+            rows.append({"grid": list(grid), "prior": name, "images_per_s_batch": throughput, "latency_s_batch1": latency})
+        ar_row = next(r for r in rows if r["grid"] == list(grid) and r["prior"].startswith("ar"))
+        for r in rows:
+            if r["grid"] == list(grid):
+                r["throughput_vs_ar"] = r["images_per_s_batch"] / ar_row["images_per_s_batch"]
+                r["latency_speedup_vs_ar"] = ar_row["latency_s_batch1"] / r["latency_s_batch1"]
+    print(json.dumps({"batch": batch, "threads": torch.get_num_threads(), "device": device, "width": 128, "depth": 4,
+                      "results": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    args = parser.parse_args()
+    main(args.batch, args.repeats, args.device)
