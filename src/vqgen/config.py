@@ -141,6 +141,7 @@ PROCESSES = ("masked", "uniform", "multinomial")  # diffusion.process: names of 
 
 @dataclass
 class Diffusion(Prior):
+    max_iters: int = _f(1200, "training iterations (a masked model learns from the hidden tokens only)")
     process: str = _f("masked", "masked (absorbing [MASK], parallel decoding), uniform (the blog's process) or "
                                 "multinomial (uniform noise, predicts the clean grid)")
     extra_noise: float = _f(0.1, "uniform: fraction of tokens re-randomised between x_a and x_b")

@@ -51,26 +51,27 @@ class UniformDiffusion(Prior):
         grid stops once a step changes fewer than `tolerance` of its free tokens (or after `steps`),
         then one clean-up pass sets every free token to its most likely code."""
         given, known = self._inputs(n, given, known)
-        b, t = given.shape
-        k = self.codebook_size
+        b, k = len(given), self.codebook_size
         x = torch.where(known, given, torch.randint(0, k, given.shape, generator=generator, device=given.device))
-        frames = [self._grids(x)] if trajectory else None
+        frames = [self._grids(x.clone())] if trajectory else None
         free = (~known).sum(1).clamp_min(1)
         active = (~known).any(1)
         used = torch.zeros(b, dtype=torch.long, device=x.device)
         for _ in range(steps):
-            if not active.any():
+            rows = active.nonzero()[:, 0]  # settled grids are left alone, and cost nothing
+            if not len(rows):
                 break
-            logits = self.model(x)[0].float()  # (B, T, K)
-            keep = F.softmax(logits, -1).gather(2, x[..., None])[..., 0]  # (B, T)
-            change = (torch.rand(x.shape, generator=generator, device=x.device) >= keep) & ~known & active[:, None]
-            other = (logits / temperature).scatter(2, x[..., None], float("-inf"))
-            new = torch.multinomial(F.softmax(other, -1).view(b * t, k), 1, generator=generator).view(b, t)
-            x = torch.where(change, new, x)
-            used += active
-            active &= change.sum(1) >= tolerance * free
+            now = x[rows]
+            logits = self.model(now)[0].float()  # (R, T, K)
+            keep = F.softmax(logits, -1).gather(2, now[..., None])[..., 0]  # (R, T)
+            change = (torch.rand(now.shape, generator=generator, device=x.device) >= keep) & ~known[rows]
+            other = (logits / temperature).scatter(2, now[..., None], float("-inf"))
+            new = torch.multinomial(F.softmax(other, -1).view(-1, k), 1, generator=generator).view(now.shape)
+            x[rows] = torch.where(change, new, now)
+            used[rows] += 1
+            active[rows] = change.sum(1) >= tolerance * free[rows]
             if trajectory:
-                frames.append(self._grids(x))
+                frames.append(self._grids(x.clone()))
         x = torch.where(known, given, self.model(x)[0].argmax(-1))  # the clean-up pass
         if trajectory:
             frames.append(self._grids(x))
