@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from vqgen import config
+from vqgen.checkpoint import CheckpointError
 from vqgen.data.celeba import LayoutError
 from vqgen.data.celeba_fetch import FetchError
 from vqgen.data.folder import FolderError
@@ -25,7 +26,7 @@ STAGES = ("download", "prepare", "train_vqvae", "encode", "train_ar", "train_dif
           "train_evaluator", "sample_ar", "sample_diffusion", "baselines", "report")
 RUNTIME = ("compute",)  # how to run, not what to compute: not a DVC dependency
 USER_ERRORS = (config.ConfigError, LayoutError, FetchError, FolderError, ShardError, FileNotFoundError,
-               FloatingPointError, WeightsError)
+               FloatingPointError, WeightsError, CheckpointError)
 
 app = typer.Typer(help=__doc__.split("\n\n")[0] + " Run them all, in order, with `dvc repro`.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)

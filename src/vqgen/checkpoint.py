@@ -1,7 +1,9 @@
 """Checkpoints: tensors in safetensors files, the model config as JSON metadata.
 
 Files are written under a temporary name and renamed when complete; `sha256` identifies
-a checkpoint (the token shards record the tokenizer's).
+a checkpoint (the token shards record the tokenizer's). The metadata is one key holding sorted
+JSON: safetensors writes several keys in a random order, so identical weights would give files
+of different bytes, and DVC would see a new model after every re-run.
 """
 
 from __future__ import annotations
@@ -17,13 +19,20 @@ from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
 
+KEY = "vqgen"  # the one metadata key
+
+
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint this project wrote."""
+
+
 def save(path: str | Path, model: torch.nn.Module, config, **meta) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    metadata = {"config": json.dumps(dataclasses.asdict(config)), **{k: json.dumps(v) for k, v in meta.items()}}
-    save_file(tensors, str(tmp), metadata=metadata)
+    content = {"config": dataclasses.asdict(config), **meta}
+    save_file(tensors, str(tmp), metadata={KEY: json.dumps(content, sort_keys=True)})
     os.replace(tmp, path)
 
 
@@ -32,8 +41,11 @@ def metadata(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist; run the stage that trains it first.")
-    with safe_open(str(path), framework="pt") as f:
-        return {k: json.loads(v) for k, v in f.metadata().items()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {})[KEY])
+    except Exception:  # not safetensors, truncated, no or broken metadata: the file's kind of damage varies
+        raise CheckpointError(f"{path} is not a checkpoint written by vqgen; run the stage that writes it again.") from None
 
 
 def load(path: str | Path, model_cls, config_cls, device: str | torch.device = "cpu"):
