@@ -24,14 +24,14 @@ def tiny(name, **sizes):
 def perfect(name):
     """A prior whose transformer, set by hand, is sure of DATA at every position whatever its input:
     positions are one-hot embeddings, every block adds nothing, the head maps position i to DATA[i]."""
-    t = GRID[0] * GRID[1]
-    prior = tiny(name, n_layer=1, n_head=1, n_embd=t)
+    t, before = GRID[0] * GRID[1], PRIORS[name].prefix  # positions before the grid hold a condition
+    prior = tiny(name, n_layer=1, n_head=1, n_embd=t + before)
     with torch.no_grad():
         for p in prior.model.parameters():
             p.zero_()
-        prior.model.pos_emb.weight.copy_(torch.eye(t))
+        prior.model.pos_emb.weight.copy_(torch.eye(t + before))
         prior.model.ln_f.weight.fill_(1.0)
-        prior.model.head.weight[DATA.flatten(), torch.arange(t)] = 100.0
+        prior.model.head.weight[DATA.flatten(), torch.arange(before, t + before)] = 100.0
     prior.model.eval()
     return prior
 
