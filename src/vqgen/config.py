@@ -136,14 +136,13 @@ class AR(Prior):
         _check(self.top_k >= 0, f"ar.top_k is {self.top_k}; use 0 (off) or a positive number.")
 
 
-PROCESSES = ("masked", "uniform", "multinomial")  # diffusion.process: names of registered priors
+PROCESSES = ("masked", "uniform")  # diffusion.process: names of registered priors
 
 
 @dataclass
 class Diffusion(Prior):
     max_iters: int = _f(1200, "training iterations (a masked model learns from the hidden tokens only)")
-    process: str = _f("masked", "masked (absorbing [MASK], parallel decoding), uniform (the blog's process) or "
-                                "multinomial (uniform noise, predicts the clean grid)")
+    process: str = _f("masked", "masked (absorbing [MASK], parallel decoding) or uniform (the blog's process)")
     extra_noise: float = _f(0.1, "uniform: fraction of tokens re-randomised between x_a and x_b")
     steps: int = _f(12, "reverse steps (uniform: at most, it stops earlier when settled)")
     temperature: float = _f(1.0, "sampling temperature of the new tokens (uniform: lower settles more slowly)")

@@ -7,10 +7,8 @@ from vqgen.priors.autoregressive import Autoregressive
 from vqgen.priors.base import UNDECIDED, Draw, Prior, prefix_mask
 from vqgen.priors.diffusion import UniformDiffusion
 from vqgen.priors.masked import MaskedDiffusion
-from vqgen.priors.multinomial import MultinomialDiffusion
 
-PRIORS: dict[str, type[Prior]] = {cls.name: cls for cls in (Autoregressive, UniformDiffusion, MaskedDiffusion,
-                                                    MultinomialDiffusion)}
+PRIORS: dict[str, type[Prior]] = {cls.name: cls for cls in (Autoregressive, UniformDiffusion, MaskedDiffusion)}
 
 __all__ = ["PRIORS", "UNDECIDED", "Draw", "Prior", "prefix_mask", "restore"]
 

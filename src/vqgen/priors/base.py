@@ -29,7 +29,6 @@ class Prior:
     name: ClassVar[str]
     causal: ClassVar[bool]
     extra_ids: ClassVar[int] = 0  # input ids after the codebook: the start token, the [MASK] token
-    prefix: ClassVar[int] = 0     # positions read before the grid (a condition such as the noise level)
     settings: ClassVar[tuple[str, ...]] = ()  # the sampler's keyword arguments, named as in params.yaml
 
     def __init__(self, model: Transformer, grid: tuple[int, int]):
@@ -40,7 +39,7 @@ class Prior:
     def create(cls, codebook_size: int, grid: tuple[int, int], options: dict | None = None, **sizes) -> Prior:
         """A freshly initialised prior; `sizes` are TransformerConfig fields, `options` the prior's own."""
         cfg = TransformerConfig(vocab_size=codebook_size + cls.extra_ids, out_size=codebook_size,
-                                block_size=grid[0] * grid[1] + cls.prefix, causal=cls.causal, **sizes)
+                                block_size=grid[0] * grid[1], causal=cls.causal, **sizes)
         return cls(Transformer(cfg), grid, **(options or {}))
 
     def options(self) -> dict:
