@@ -104,7 +104,7 @@ def diffusion_figures(prior: Prior, vq, section: str, settings: dict, test: torc
                            **{**settings, "temperature": temperature})
         strips.append((f"temperature {temperature}: {float(way.steps.float().mean()):.0f} steps",
                        render.strip_image([judging.decode(vq, x) for x in way.trajectory])))
-    render.side_by_side(common.FIGURES / f"{section}_strip.png", strips,
+    render.side_by_side(common.FIGURES / f"{section}_strip.png", [strips],
                         title="Reverse diffusion, from the start (left) to samples (right)")
     way = prior.sample(16, generator=torch.Generator(device=dev).manual_seed(seed), trajectory=True, **settings)
     render.gif(common.FIGURES / f"{section}.gif", [judging.decode(vq, x) for x in render.pick(way.trajectory, 60)])

@@ -30,24 +30,24 @@ def _atomic(path: str | Path):
     return path, path.with_name(f".{path.stem}.tmp{path.suffix}")
 
 
-def side_by_side(path: str | Path, pictures: list[list[tuple[str, np.ndarray]]] | list[tuple[str, np.ndarray]],
-                 title: str = "") -> None:
-    """Save uint8 pictures in rows of panels, each under its name; a flat list is one row."""
-    rows = pictures if isinstance(pictures[0], list) else [pictures]
+def side_by_side(path: str | Path, rows: list[list[tuple[str, np.ndarray]]], title: str = "", dpi: int = 150) -> None:
+    """Save uint8 pictures in rows of panels, each under its name, none shown below 1.5x its pixel size."""
     path, tmp = _atomic(path)
     ncols = max(len(r) for r in rows)
-    height = max(max(img.shape[0] / img.shape[1] for _, img in r) for r in rows)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(3.4 * ncols, 3.4 * height * len(rows) + 0.4), squeeze=False)
+    width = max(3.4, 1.5 * max(img.shape[1] for r in rows for _, img in r) / dpi)  # inches per panel
+    height = max(img.shape[0] / img.shape[1] for r in rows for _, img in r)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(width * ncols, width * height * len(rows) + 0.4),
+                             squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for axs, row in zip(axes, rows):
         for ax, (name, img) in zip(axs, row):
-            ax.imshow(img)
+            ax.imshow(img, interpolation="nearest")
             ax.set_title(name, fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(tmp, dpi=150)
+    fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     os.replace(tmp, path)
 
