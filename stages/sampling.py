@@ -5,7 +5,6 @@ the speed-quality frontier over the number of steps."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
