@@ -59,7 +59,8 @@ def run(p: Params) -> None:
              f"Tokenizer: validation PSNR {vq['val_psnr']:.2f} dB, {vq['codebook_usage']:.0%} of the codes used.",
              "Bits per token: validation cross-entropy. Only the autoregressive prior's is a likelihood of the "
              "data; a diffusion prior's is its training loss (masked: the hidden tokens at a random masking "
-             "ratio; uniform: g(x_b) against x_a), not comparable.",
+             "ratio; uniform: g(x_b) against x_a; uniform_x0: the clean grid at every position of a noised "
+             "one), not comparable.",
              "Seconds per image: sampling at the sampling batch size, and at batch 1 (latency); mean steps: "
              "network passes per image.",
              "Inception FID: " + ("Inception-v3 pool features (torch-fidelity's port of the TensorFlow network where "

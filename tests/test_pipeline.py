@@ -109,6 +109,11 @@ def test_dvc_repro_end_to_end(tmp_path):
     frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
     assert {row["prior"] for row in frontier} == {"uniform"} and len(frontier) == 6
     assert "uniform diffusion prior" in (repo / "figures/report.md").read_text()
+    run([*dvc, "exp", "run", "-S", "diffusion.process=uniform_x0", "-S", "diffusion.steps=3"], repo, env)
+    assert json.loads((repo / "metrics/sample_diffusion.json").read_text())["mean_steps"] == 3
+    frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
+    assert {row["prior"] for row in frontier} == {"uniform_x0"} and [row["mean_steps"] for row in frontier] == [3, 4, 8, 12, 16, 32]
+    assert "uniform_x0 diffusion prior" in (repo / "figures/report.md").read_text()
 
 
 @pytest.mark.e2e

@@ -136,18 +136,19 @@ class AR(Prior):
         _check(self.top_k >= 0, f"ar.top_k is {self.top_k}; use 0 (off) or a positive number.")
 
 
-PROCESSES = ("masked", "uniform")  # diffusion.process: names of registered priors
+PROCESSES = ("masked", "uniform", "uniform_x0")  # diffusion.process: names of registered priors
 
 
 @dataclass
 class Diffusion(Prior):
     max_iters: int = _f(1200, "training iterations (a masked model learns from the hidden tokens only)")
-    process: str = _f("masked", "masked (absorbing [MASK], parallel decoding) or uniform (the blog's process)")
+    process: str = _f("masked", "masked (absorbing [MASK], parallel decoding), uniform (the blog's "
+                                  "process) or uniform_x0 (uniform noise, clean grid predicted, decoded by confidence)")
     extra_noise: float = _f(0.1, "uniform: fraction of tokens re-randomised between x_a and x_b")
     steps: int = _f(12, "reverse steps (uniform: at most, it stops earlier when settled)")
-    temperature: float = _f(1.0, "sampling temperature of the new tokens (uniform: lower settles more slowly)")
+    temperature: float = _f(1.0, "sampling temperature of the new tokens")
     tolerance: float = _f(0.02, "uniform: a grid is settled once a step changes fewer than this share of tokens")
-    confidence_noise: float = _f(4.5, "masked: scale of the Gumbel noise on confidences, annealed to 0 (MaskGIT)")
+    confidence_noise: float = _f(4.5, "masked, uniform_x0: scale of the Gumbel noise on confidences, annealed to 0 (MaskGIT)")
 
     def validate(self) -> None:
         super().validate()

@@ -7,8 +7,10 @@ from vqgen.priors.autoregressive import Autoregressive
 from vqgen.priors.base import UNDECIDED, Draw, Prior, prefix_mask
 from vqgen.priors.diffusion import UniformDiffusion
 from vqgen.priors.masked import MaskedDiffusion
+from vqgen.priors.uniform_x0 import UniformX0Diffusion
 
-PRIORS: dict[str, type[Prior]] = {cls.name: cls for cls in (Autoregressive, UniformDiffusion, MaskedDiffusion)}
+PRIORS: dict[str, type[Prior]] = {cls.name: cls for cls in (Autoregressive, UniformDiffusion, MaskedDiffusion,
+                                                      UniformX0Diffusion)}
 
 __all__ = ["PRIORS", "UNDECIDED", "Draw", "Prior", "prefix_mask", "restore"]
 

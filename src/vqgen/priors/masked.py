@@ -26,6 +26,24 @@ def ranks(scores: torch.Tensor) -> torch.Tensor:
     return scores.argsort(1).argsort(1)
 
 
+def noised(b: int, t: int, device: torch.device | None = None) -> torch.Tensor:
+    """(B, T) True on a random share cos(pi/2 * r), r ~ U(0, 1), of each row's positions (at least one):
+    the positions a training grid has corrupted."""
+    count = (schedule(torch.rand(b, device=device)) * t).ceil().clamp(1, t).to(device)  # (B,)
+    return ranks(torch.rand(b, t, device=device)) < count[:, None]
+
+
+def confident_draws(logits: torch.Tensor, temperature: float, noise: float, generator=None):
+    """A code drawn at `temperature` at every position of logits (B, T, K), and each draw's confidence:
+    its log-probability plus Gumbel noise of scale `noise`."""
+    b, t, _ = logits.shape
+    probs = F.softmax(logits.float() / temperature, -1)
+    draw = torch.multinomial(probs.view(b * t, -1), 1, generator=generator).view(b, t)
+    u = torch.rand((b, t), generator=generator, device=logits.device).clamp(1e-20, 1 - 1e-7)
+    confidence = probs.gather(2, draw[..., None])[..., 0].clamp_min(1e-30).log()
+    return draw, confidence - noise * (-u.log()).log()
+
+
 class MaskedDiffusion(Prior):
     name = "masked"
     causal = False
@@ -33,12 +51,10 @@ class MaskedDiffusion(Prior):
     settings = ("temperature", "steps", "confidence_noise")
 
     def hide(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, targets) of (B, h, w) grids: a share cos(pi/2 * r), r ~ U(0, 1), of each grid's tokens
-        (at least one) is [MASK] in the inputs; targets are the hidden tokens, -100 (ignored) elsewhere."""
+        """(inputs, targets) of (B, h, w) grids: the `noised` share of each grid's tokens is [MASK] in the
+        inputs; targets are the hidden tokens, -100 (ignored) elsewhere."""
         x = tokens.flatten(1).long()  # (B, T)
-        b, t = x.shape
-        count = (schedule(torch.rand(b, device=x.device)) * t).ceil().clamp(1, t).to(x.device)  # (B,)
-        hidden = ranks(torch.rand(b, t, device=x.device)) < count[:, None]
+        hidden = noised(*x.shape, device=x.device)
         return x.masked_fill(hidden, self.codebook_size), x.masked_fill(~hidden, -100)
 
     def loss(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -62,11 +78,8 @@ class MaskedDiffusion(Prior):
             masked = x == mask
             if not masked.any():
                 break
-            probs = F.softmax(self.model(x)[0].float() / temperature, -1)  # (B, T, K)
-            draw = torch.multinomial(probs.view(b * t, -1), 1, generator=generator).view(b, t)
-            u = torch.rand(x.shape, generator=generator, device=x.device).clamp(1e-20, 1 - 1e-7)
-            confidence = probs.gather(2, draw[..., None])[..., 0].clamp_min(1e-30).log()
-            confidence = confidence - confidence_noise * (1 - (step + 1) / steps) * (-u.log()).log()  # + scaled Gumbel noise
+            draw, confidence = confident_draws(self.model(x)[0], temperature,
+                                               confidence_noise * (1 - (step + 1) / steps), generator)
             confidence = confidence.masked_fill(~masked, float("inf"))  # decided positions stay decided
             left = (unknown * schedule((step + 1) / steps)).floor().long()  # still masked after this step
             left = torch.minimum(left, masked.sum(1) - 1).clamp_min(0)  # and at least one decided per step
