@@ -7,8 +7,11 @@ shown default is the value in ./params.yaml; options override params.yaml for on
 from __future__ import annotations
 
 import dataclasses
+import errno
 import importlib
 import inspect
+import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -24,6 +27,14 @@ from vqgen.evaluate import WeightsError
 
 STAGES = ("download", "prepare", "train_vqvae", "encode", "train_ar", "train_diffusion",
           "train_evaluator", "sample_ar", "sample_diffusion", "baselines", "report")
+DISK_ERRORS = {  # errno of a file that cannot be written -> what to do about it
+    errno.EACCES: "give this user write access to it, or run from a copy of the project you own",
+    errno.EPERM: "give this user write access to it, or run from a copy of the project you own",
+    errno.EROFS: "run from a copy of the project on a writable disk",
+    errno.ENOSPC: "free some space on that disk",
+    errno.EDQUOT: "free some space within your quota",
+}
+READ_LOG = "VQGEN_PARAMS_READ"  # names a file each stage appends the params.yaml keys it read to (for tests)
 RUNTIME = ("compute",)  # how to run, not what to compute: not a DVC dependency
 USER_ERRORS = (config.ConfigError, LayoutError, FetchError, FolderError, ShardError, FileNotFoundError,
                FloatingPointError, WeightsError, CheckpointError)
@@ -51,6 +62,25 @@ def _help(key: str) -> str:
     return field.metadata.get("help", "")
 
 
+class _Reads:
+    """A params.yaml section that notes the name of every key read from it."""
+
+    def __init__(self, name: str, section, read: set[str]):
+        self._name, self._section, self._read = name, section, read
+
+    def __getattr__(self, key: str):
+        self._read.add(f"{self._name}.{key}")
+        return getattr(self._section, key)
+
+
+def _noting_reads(p: config.Params) -> set[str]:
+    """Make every section of p note the keys read from it; returns the set they are noted in."""
+    read: set[str] = set()
+    for section in config.SECTIONS:
+        setattr(p, section, _Reads(section, getattr(p, section), read))
+    return read
+
+
 def _command(name: str, module):
     keys = stage_keys(module) + config.keys(RUNTIME)
     shown = _current_params()
@@ -71,9 +101,19 @@ def _command(name: str, module):
                 if value is not None:
                     p.set(ident.replace("__", "."), value)
             p.validate()
+            read = _noting_reads(p) if os.environ.get(READ_LOG) else None
             module.run(p)
+            if read is not None:
+                with open(os.environ[READ_LOG], "a") as log:
+                    log.write(json.dumps({"stage": name, "read": sorted(read)}) + "\n")
         except USER_ERRORS as e:
             typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1)
+        except OSError as e:
+            if e.errno not in DISK_ERRORS:
+                raise
+            typer.echo(f"error: {e.filename or 'a file'} could not be written ({e.strerror}); {DISK_ERRORS[e.errno]}.",
+                       err=True)
             raise typer.Exit(1)
 
     command.__signature__ = inspect.Signature(params)

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vqgen import train
 from vqgen.config import Params
+from vqgen.files import writing
 
 RAW = Path("data/raw")
 IMAGES = Path("data/images.h5")
@@ -54,10 +55,8 @@ def workers(p: Params) -> int:
 
 def write_json(path: Path, value) -> Path:
     """A JSON file, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)
+    with writing(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2) + "\n")
     return path
 
 

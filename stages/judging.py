@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from vqgen import checkpoint, evaluate
-from vqgen.config import Params
+from vqgen.config import ConfigError, Params
+from vqgen.files import writing
 from vqgen.data import images
 from vqgen.models import vqvae
 from vqgen.models.evaluator import Evaluator, EvaluatorConfig
@@ -42,9 +43,13 @@ class Judge:
     def __init__(self, p: Params, dev: torch.device):
         weights = evaluate.find_inception(p.evaluate.inception_weights)  # a bad file stops us before any work
         self.inception = evaluate.Inception(weights, dev) if weights else None
-        self.model = checkpoint.load(common.EVALUATOR, Evaluator, EvaluatorConfig, dev)[0]
         self.n, self.k = p.evaluate.num_samples, p.evaluate.k
-        self.real = self.view(images.Split(common.IMAGES, "test"))
+        test = images.Split(common.IMAGES, "test")
+        if len(test) < self.n:
+            raise ConfigError(f"evaluate.num_samples is {self.n} but the test split holds {len(test)} images; "
+                              f"use at most {len(test)}, or more data.")
+        self.model = checkpoint.load(common.EVALUATOR, Evaluator, EvaluatorConfig, dev)[0]
+        self.real = self.view(test)
 
     def view(self, imgs) -> dict[str, np.ndarray]:
         """The judge's view of the first `evaluate.num_samples` images of an array or Split: evaluator
@@ -62,9 +67,6 @@ class Judge:
 def save_samples(name: str, arrays: dict[str, np.ndarray]) -> None:
     """samples/{name}.h5: one dataset per array (images chunked one per chunk), written atomically."""
     path = common.SAMPLES / f"{name}.h5"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with writing(path) as tmp, h5py.File(tmp, "w") as f:
         for key, value in arrays.items():
             f.create_dataset(key, data=value, chunks=(1, *value.shape[1:]) if value.ndim == 4 else None)
-    tmp.replace(path)

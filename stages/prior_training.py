@@ -49,4 +49,5 @@ def run(p: Params, section: str, prior_name: str, options: dict | None = None) -
         torch.random.set_rng_state(state)
     common.write_metrics(section, {"val_loss": val_loss, "val_bits_per_token": val_loss / math.log(2),
                                    "train_loss": last["loss"]})
-    checkpoint.save(common.MODELS[section], model, model.cfg, **prior.metadata())
+    checkpoint.save(common.MODELS[section], model, model.cfg, **prior.metadata(),
+                    tokenizer=checkpoint.sha256(common.VQVAE))

@@ -24,7 +24,14 @@ SHOWN = 9  # test images completed and inpainted, one 3x3 grid
 
 
 def load_prior(section: str, dev: torch.device) -> Prior:
-    model, meta = checkpoint.load(common.MODELS[section], Transformer, TransformerConfig, dev)
+    """The section's trained prior, refused unless it was trained on the tokens of the tokenizer in use."""
+    path = common.MODELS[section]
+    model, meta = checkpoint.load(path, Transformer, TransformerConfig, dev)
+    tokenizer = checkpoint.sha256(common.VQVAE)
+    if meta.get("tokenizer") != tokenizer:
+        raise checkpoint.CheckpointError(
+            f"{path} was trained on the tokens of tokenizer {str(meta.get('tokenizer'))[:12]}, not of the one in use "
+            f"({tokenizer[:12]}); run `vqgen train_{section}` again.")
     return restore(model, meta)
 
 

@@ -1,6 +1,7 @@
 """The real CelebA files: parsing them, taking them from a directory, downloading them (network faked)."""
 
 import hashlib
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -102,17 +103,113 @@ def test_a_quota_page_saved_as_the_zip_is_refused(tmp_path, source):
 
 def test_a_missing_annotation_file_is_named(tmp_path, source):
     folder, files = source
-    (folder / celeba.BBOX_FILE).unlink()
-    with pytest.raises(FetchError, match=rf"{celeba.BBOX_FILE} is missing; download it from the CelebA site"):
+    (folder / celeba.ATTR_FILE).unlink()
+    with pytest.raises(FetchError, match=rf"{celeba.ATTR_FILE} is missing; download it from the CelebA site"):
         fetch(tmp_path, folder, files)
 
 
-def test_an_annotation_file_of_another_md5_is_refused(tmp_path, source):
+def test_box_landmark_and_identity_files_are_optional(tmp_path, source):
     folder, files = source
-    with (folder / celeba.PARTITION_FILE).open("a") as f:
-        f.write("\n")
-    with pytest.raises(FetchError, match=rf"{celeba.PARTITION_FILE} has md5 [0-9a-f]{{32}}, not the official"):
+    for name in (celeba.BBOX_FILE, celeba.LANDMARKS_FILE, celeba.IDENTITY_FILE):
+        (folder / name).unlink()
+    root = fetch(tmp_path, folder, files)
+    assert sorted(p.name for p in root.iterdir()) == sorted([celeba.IMAGE_DIR, celeba.ATTR_FILE, celeba.PARTITION_FILE])
+    assert len(celeba.read_layout(root)[0]) == 6
+
+
+def test_a_subset_with_annotation_files_cut_to_match_warns_and_is_parsed(tmp_path, source):
+    folder, files = source
+    lines = (folder / celeba.ATTR_FILE).read_text().splitlines()
+    (folder / celeba.ATTR_FILE).write_text("\n".join(["4", lines[1], *lines[2:6]]) + "\n")
+    (folder / celeba.PARTITION_FILE).write_text("".join(f"{n} {s}\n" for n, s in zip(NAMES[:4], [0, 0, 1, 2])))
+    (folder / celeba.IDENTITY_FILE).write_text("".join(f"{n} 7\n" for n in NAMES[:4]))
+    with pytest.warns(FetchWarning, match=rf"{celeba.ATTR_FILE} has md5 \w{{32}}, not the official \w{{32}} \(a subset"):
+        root = fetch(tmp_path, folder, files)
+    paths, attrs, part = celeba.read_layout(root, missing_ok=True)
+    assert [p.name for p in paths] == NAMES[:4] and part.tolist() == [0, 0, 1, 2]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: HTML, r"list_attr_celeba.txt is an HTML page"),
+    (lambda text: text.replace(" 1", " 2", 1), r"list_attr_celeba.txt, line 3: attribute values must be -1 or 1"),
+    (lambda text: text.replace("Smiling", "Smiles"), r"names the attributes .* not CelebA's 40"),
+    (lambda text: text.replace("6\n", "7\n", 1), r"announces 7 images but lists 6"),
+])
+def test_an_annotation_file_of_another_md5_is_still_refused_when_damaged(tmp_path, source, damage, message):
+    folder, files = source
+    path = folder / celeba.ATTR_FILE
+    path.write_text(damage(path.read_text()))
+    with pytest.raises((FetchError, celeba.LayoutError), match=message), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FetchWarning)  # the md5 differs, of course
         fetch(tmp_path, folder, files)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_listed_images_missing_from_the_folder_are_counted_not_fatal(tmp_path, source):
+    folder, files = source
+    (folder / "img_align_celeba.zip").unlink()
+    (folder / "images").rename(folder / celeba.IMAGE_DIR)
+    (folder / celeba.IMAGE_DIR / NAMES[2]).unlink()
+    with pytest.warns(FetchWarning, match="1 of the 6 listed images are not in the image folder"):
+        root = fetch(tmp_path, folder, files)
+    with pytest.raises(celeba.LayoutError, match="1 of the 6 listed images are missing"):
+        celeba.read_layout(root)
+    for name in NAMES:
+        (folder / celeba.IMAGE_DIR / name).unlink(missing_ok=True)
+    with pytest.raises(celeba.LayoutError, match="6 of the 6 listed images are missing"):
+        fetch(tmp_path, folder, files)
+
+
+def write_kaggle(folder):
+    """The Kaggle copy of the six-image CelebA: CSV annotations, images nested one folder deeper."""
+    kaggle = folder.parent / "kaggle"
+    (kaggle / celeba.IMAGE_DIR).mkdir(parents=True)
+    (folder / "images").rename(kaggle / celeba.IMAGE_DIR / celeba.IMAGE_DIR)
+    rows = [",".join(["image_id", *ATTRIBUTES])]
+    rows += [",".join([name, *(str(value(i, j)) for j in range(40))]) for i, name in enumerate(NAMES)]
+    (kaggle / "list_attr_celeba.csv").write_text("\n".join(rows) + "\n")
+    (kaggle / "list_eval_partition.csv").write_text("image_id,partition\n" + "".join(
+        f"{n},{s}\n" for n, s in zip(NAMES, SPLIT)))
+    (kaggle / "list_bbox_celeba.csv").write_text("image_id,x_1,y_1,width,height\n")
+    return kaggle
+
+
+def test_the_kaggle_copy_is_accepted_and_rewritten_in_the_official_layout(tmp_path, source):
+    folder, files = source
+    kaggle = write_kaggle(folder)
+    root = fetch(tmp_path, kaggle, files)
+    paths, attrs, part = celeba.read_layout(root)
+    assert [p.name for p in paths] == NAMES and list(attrs.columns) == list(ATTRIBUTES)
+    assert attrs.iloc[1].tolist() == [int(value(1, j) == 1) for j in range(40)] and part.tolist() == SPLIT
+    assert (root / celeba.ATTR_FILE).read_text() == (folder / celeba.ATTR_FILE).read_text().replace(" \n", "\n", 1)
+
+
+@pytest.mark.parametrize("name, damage, message", [
+    ("list_attr_celeba.csv", lambda t: HTML, "list_attr_celeba.csv is an HTML page"),
+    ("list_attr_celeba.csv", lambda t: t.replace("Young", "Old"), "line 1: expected the header image_id and the 40"),
+    ("list_attr_celeba.csv", lambda t: t.replace(",-1", ",0", 1), "line 2: attribute values must be -1 or 1, found '0'"),
+    ("list_attr_celeba.csv", lambda t: t + "000009.jpg,1\n", "line 8: expected 41 comma-separated fields, found 2"),
+    ("list_eval_partition.csv", lambda t: t.replace(",2", ",3"), "line 7: the split must be 0, 1 or 2, found '3'"),
+    ("list_eval_partition.csv", lambda t: t.replace("000002", "000001"), "line 3: 000001.jpg is listed twice"),
+])
+def test_a_damaged_kaggle_copy_is_one_sentence(tmp_path, source, name, damage, message):
+    folder, files = source
+    kaggle = write_kaggle(folder)
+    (kaggle / name).write_text(damage((kaggle / name).read_text()))
+    with pytest.raises((FetchError, celeba.LayoutError), match=message):
+        fetch(tmp_path, kaggle, files)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_archives_that_unpack_too_large_or_compress_like_a_bomb_are_refused(tmp_path):
+    write_zip(tmp_path / "big.zip", [(f"img_align_celeba/{i}.jpg", bytes(range(256)) * 40) for i in range(3)])
+    with pytest.raises(FetchError, match="would unpack to 30720 bytes, more than the 30000 allowed"):
+        celeba_fetch.safe_extract(tmp_path / "big.zip", tmp_path / "out", max_bytes=30_000)
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("img_align_celeba/000001.jpg", b"\0" * (8 << 20))
+    with pytest.raises(FetchError, match=r"compressed 8388608 to \d+ bytes, more than 200 times \(a zip bomb\?\)"):
+        celeba_fetch.safe_extract(tmp_path / "bomb.zip", tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.zip", "bomb.zip"]
 
 
 def test_a_re_zipped_image_archive_only_warns(tmp_path, source):

@@ -167,3 +167,24 @@ def test_frechet_distance_matches_scipy_and_is_zero_on_itself():
     assert evaluate.frechet_distance(few, few) == pytest.approx(0, abs=1e-9)
     with pytest.raises(ValueError, match="at least 2 samples"):
         evaluate.frechet_distance(few[:1], few)
+
+
+def test_precision_and_recall_on_sets_whose_answer_is_known():
+    real = np.arange(10.0)[:, None]  # each real point's nearest other point is 1 away
+    fake = np.array([[0.5], [100.0], [200.0]])  # one inside the real manifold; their own balls are ~100 wide
+    assert evaluate.precision_recall(real, fake, k=1) == {"precision": pytest.approx(1 / 3), "recall": 1.0}
+    assert evaluate.precision_recall(real, real + 0.5, k=1) == {"precision": 1.0, "recall": 1.0}
+    far = np.array([[50.0], [51.0], [52.0], [53.0]])  # balls of radius 2 at k=2, far from everything real
+    assert evaluate.precision_recall(real, far, k=2) == {"precision": 0.0, "recall": 0.0}
+
+
+@pytest.mark.parametrize("k", [0, 3, 5])
+def test_precision_and_recall_refuse_a_k_that_makes_every_ball_hold_the_whole_set(k):
+    with pytest.raises(ValueError, match=f"k is {k} for sets of 10 and 4"):
+        evaluate.precision_recall(np.arange(10.0)[:, None], np.arange(4.0)[:, None], k=k)
+
+
+def test_attribute_tv_is_the_mean_absolute_difference_of_frequencies():
+    assert evaluate.attribute_tv([0.5, 0.2, 1.0], [0.5, 0.6, 0.0]) == pytest.approx((0 + 0.4 + 1.0) / 3)
+    assert evaluate.attribute_tv([0.3, 0.7], [0.3, 0.7]) == 0.0
+    assert evaluate.attribute_tv([], []) == 0.0

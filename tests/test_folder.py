@@ -78,13 +78,15 @@ def rgb(path):
 def test_scan_sorts_files_into_used_and_skipped(root):
     s = folder.scan(root, min_size=16, val_fraction=0.2, test_fraction=0.2)
     assert [p.relative_to(root).as_posix() for p in s.paths] == USED
-    assert s.skipped == {"unreadable": UNREADABLE, "too_small": ["tiny.png"], "not_an_image": ["notes.txt"]}
+    assert s.skipped == {"unreadable": UNREADABLE, "too_small": ["tiny.png"], "not_an_image": ["notes.txt"],
+                         "link_outside": [], "dangling_link": [], "name_not_utf8": []}
     assert s.found == 18  # hidden files and directories are not even considered
     assert s.split.dtype == np.uint8 and s.split.shape == (len(USED),)
     assert list(s.split) == [folder.split_of(rel, 0.2, 0.2) for rel in USED]
     assert s.details["bad/truncated.jpg"] == "truncated" and s.details["bad/empty.jpg"] == "empty file"
-    assert folder.counts(s) == {"found": 18, "used": 12, "skipped_unreadable": 4, "skipped_too_small": 1,
-                                "skipped_not_an_image": 1}
+    assert folder.counts(s) == {"found": 18, "used": 12, "duplicates": 0, "skipped_unreadable": 4,
+                                "skipped_too_small": 1, "skipped_not_an_image": 1, "skipped_link_outside": 0,
+                                "skipped_dangling_link": 0, "skipped_name_not_utf8": 0}
     lines = folder.warnings(s)
     assert len(lines) == 6 and "skipped bad/truncated.jpg: unreadable (truncated)" in lines
     for rel in [*UNREADABLE, "tiny.png", "notes.txt"]:
@@ -206,3 +208,46 @@ def test_check_splits_refuses_nearly_empty_val_or_test(tmp_path):
     found.split[:] = 0
     with pytest.raises(folder.FolderError, match="Only 0 of the 40 usable images .* fall in the val split"):
         folder.check_splits(found, 0.3, 0.3)
+
+
+def test_links_out_of_the_folder_and_dangling_links_are_counted_not_followed(tmp_path):
+    outside, root = tmp_path / "private", tmp_path / "photos"
+    outside.mkdir()
+    write_good(root)
+    solid(32, 32, GREEN).save(outside / "secret.png")
+    (root / "secret.png").symlink_to(outside / "secret.png")
+    (root / "again.png").symlink_to(root / "photo.jpg")  # a link within the folder is an ordinary file
+    (root / "gone.png").symlink_to(root / "deleted.png")
+    s = folder.scan(root, 16, 0.2, 0.2)
+    used = [p.relative_to(root).as_posix() for p in s.paths]
+    assert "secret.png" not in used and "again.png" in used and "gone.png" not in used
+    assert s.skipped["link_outside"] == ["secret.png"] and s.skipped["dangling_link"] == ["gone.png"]
+    counted = folder.counts(s)
+    assert counted["skipped_link_outside"] == counted["skipped_dangling_link"] == 1
+    assert counted["found"] == len(USED) + 3 and counted["used"] == len(USED) + 1
+    folder.write_import(s, tmp_path / "raw")
+    assert not (tmp_path / "raw/images/secret.png").exists()
+
+
+def test_names_that_are_not_utf8_are_skipped_and_printable(tmp_path):
+    write_good(tmp_path)
+    odd = "caf\udce9.png"  # the byte 0xE9 (Latin-1 e-acute) as Python holds it from the file system
+    solid(32, 32, RED).save(tmp_path / odd)
+    s = folder.scan(tmp_path, 16, 0.2, 0.2)
+    assert s.skipped["name_not_utf8"] == [odd] and len(s.paths) == len(USED)
+    assert "skipped caf\\xe9.png: name not utf8" in folder.warnings(s)
+    "\n".join(folder.warnings(s)).encode("utf-8")  # printable to a UTF-8 terminal
+    folder.write_import(s, tmp_path / "raw")  # no name it cannot write
+    assert folder.read_import(tmp_path / "raw")[2]["skipped_name_not_utf8"] == 1
+
+
+def test_byte_identical_files_land_in_one_split(tmp_path):
+    for i in range(200):
+        solid(20, 20, RED).save(tmp_path / f"copy{i:03d}.png")
+    for i in range(30):
+        solid(20, 20, (i, 0, 0)).save(tmp_path / f"own{i}.png")
+    s = folder.scan(tmp_path, 16, 0.2, 0.2)
+    copies = s.split[:200]
+    assert len(set(copies.tolist())) == 1 and copies[0] == folder.split_of("copy000.png", 0.2, 0.2)
+    assert s.duplicates == 199 and folder.counts(s)["duplicates"] == 199
+    assert len(set(s.split[200:].tolist())) > 1  # distinct files are still spread by their paths

@@ -17,8 +17,10 @@ def test_quantizer_returns_codebook_rows(ema_decay):
     z = torch.randn(2, 8, 4, 4)
     q(z)  # initialises (and, with EMA, updates) the codebook
     out, idx, loss = q.eval()(z)
-    assert out.shape == z.shape and idx.shape == (2, 4, 4) and loss.item() >= 0
+    assert out.shape == z.shape and idx.shape == (2, 4, 4)
     assert torch.allclose(out.permute(0, 2, 3, 1), q.codebook[idx], atol=1e-6)
+    gap = (z.permute(0, 2, 3, 1) - q.codebook[idx]).pow(2).mean()  # beta * ||z - sg(e)||^2 (+ ||sg(z) - e||^2)
+    assert loss.item() == pytest.approx(gap.item() * (q.cfg.beta + (0 if ema_decay else 1)), rel=1e-5)
     dist = torch.cdist(z.permute(0, 2, 3, 1).reshape(-1, 8), q.codebook)  # every index names a nearest code
     assert torch.allclose(dist.gather(1, idx.view(-1, 1)).squeeze(1), dist.min(1).values, atol=1e-5)
 
@@ -44,13 +46,16 @@ def test_ema_restarts_dead_codes():
     assert q.codebook[3].abs().max() < 1e3
 
 
-def test_encode_decode_round_trip_shapes():
-    model = vqvae.VQVAE(tiny()).eval()
+def test_encode_and_decode_are_the_forward_pass_split_at_the_tokens():
+    torch.manual_seed(0)
+    model = vqvae.VQVAE(tiny())
+    model.train()(torch.rand(3, 3, 32, 32) * 2 - 1)  # initialises the codebook from data
+    model.eval()
     x = torch.rand(3, 3, 32, 32) * 2 - 1
-    idx = model.encode(x)
-    assert idx.shape == (3, 8, 8) and idx.max() < 16
-    out = model.decode(idx)
-    assert out.shape == x.shape and out.abs().max() <= 1
+    recon, idx, _ = model(x)
+    assert torch.equal(model.encode(x), idx) and idx.shape == (3, 8, 8)
+    assert len(idx.unique()) > 1  # the tokens tell the inputs apart
+    assert torch.allclose(model.decode(idx), recon.clamp(-1, 1), atol=1e-5)
 
 
 def test_vqvae_losses_decrease_on_a_tiny_batch():
@@ -86,15 +91,15 @@ def test_evaluator_features_and_loss():
     assert model.features(x).shape == (3, 16)
 
 
-def test_evaluator_without_attributes_learns_rotations():
-    model = Evaluator(EvaluatorConfig(num_attributes=0, width=8, features=16))
-    x = torch.rand(4, 3, 16, 16)
+def test_rotate_turns_each_image_by_its_label_and_draws_every_label():
+    x = torch.rand(64, 3, 16, 16)
     turned, k = rotate(x, torch.Generator().manual_seed(0))
-    assert turned.shape == x.shape and k.shape == (4,)
+    assert sorted(k.unique().tolist()) == [0, 1, 2, 3]
     for img, orig, r in zip(turned, x, k):
         assert torch.equal(img, torch.rot90(orig, int(r), dims=(1, 2)))
+    model = Evaluator(EvaluatorConfig(num_attributes=0, width=8, features=16))
     logits, loss = model(turned, k)
-    assert logits.shape == (4, 4) and loss.item() > 0
+    assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, k).item())
 
 
 def test_evaluator_learns_to_tell_rotations_apart():
@@ -114,12 +119,21 @@ def test_evaluator_learns_to_tell_rotations_apart():
     assert (model.eval()(turned)[0].argmax(1) == k).float().mean() > 0.9
 
 
-def test_augment_flips_and_shifts_within_bounds():
-    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+def test_augment_is_a_flip_and_a_shift_of_at_most_shift_pixels():
+    import torch.nn.functional as F
+
+    x = torch.rand(64, 3, 8, 8)
     out = augment(x, shift=2, generator=torch.Generator().manual_seed(0))
-    assert out.shape == x.shape
-    assert torch.equal(augment(x, shift=0, generator=torch.Generator().manual_seed(1))[0].sort().values,
-                       x[0].sort().values)  # no shift: the same pixels, perhaps mirrored
+    seen = set()
+    for img, orig in zip(out, x):
+        padded = F.pad(orig[None], (2,) * 4, mode="reflect")[0]
+        found = [(flip, dy - 2, dx - 2) for flip in (False, True) for dy in range(5) for dx in range(5)
+                 if torch.equal(img, (padded.flip(2) if flip else padded)[:, dy:dy + 8, dx:dx + 8])]
+        assert found, "every output is a flipped or not, shifted crop within 2 pixels"
+        seen.update(found)
+    assert {flip for flip, _, _ in seen} == {False, True} and {dy for _, dy, _ in seen} == {-2, -1, 0, 1, 2}
+    same = augment(x, shift=0, generator=torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, b) or torch.equal(a, b.flip(2)) for a, b in zip(same, x))
 
 
 def test_shuffle_patches_permutes_whole_tiles():

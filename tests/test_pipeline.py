@@ -47,6 +47,27 @@ def set_params(path: Path, changes: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def check_params_and_outs(repo: Path, read_log: Path, copied: list[str]) -> None:
+    """What DVC is told is what the code does: every params.yaml key a stage read is among its
+    params, and every file the stages wrote lies under a declared out (the copied sources aside)."""
+    from vqgen import config
+
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    reads = [json.loads(line) for line in read_log.read_text().splitlines()]
+    assert [r["stage"] for r in reads] == list(stages)  # every stage ran once, in order
+    for r in reads:
+        declared = set(config.keys(stages[r["stage"]].get("params", [])))
+        assert {k for k in r["read"] if not k.startswith("compute.")} <= declared, r["stage"]
+    outs = [next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s.get("outs", [])]
+    for out in outs:
+        assert (repo / out).exists(), out
+    written = [str(f.relative_to(repo)) for f in repo.rglob("*") if f.is_file()
+               and f.relative_to(repo).parts[0] not in (".git", ".dvc") and "__pycache__" not in f.parts]
+    stray = [f for f in written if f not in copied and f != "dvc.lock"
+             and not any(f == out or f.startswith(out.rstrip("/") + "/") for out in outs)]
+    assert stray == []
+
+
 @pytest.mark.e2e
 def test_dvc_repro_end_to_end(tmp_path):
     repo = tmp_path / "repo"
@@ -68,9 +89,10 @@ def test_dvc_repro_end_to_end(tmp_path):
     run(["git", "commit", "-qm", "tiny"], repo, env)
     dvc = [sys.executable, "-m", "dvc"]
 
-    run([*dvc, "repro"], repo, env)
+    run([*dvc, "repro"], repo, env | {"VQGEN_PARAMS_READ": str(tmp_path / "read.jsonl")})
     for out in OUTPUTS:
         assert (repo / out).exists(), out
+    check_params_and_outs(repo, tmp_path / "read.jsonl", files)
     metrics = {}
     for name in ("data", "vqvae", "ar", "diffusion", "evaluator", "sample_ar", "sample_diffusion", "baselines"):
         values = json.loads((repo / "metrics" / f"{name}.json").read_text())

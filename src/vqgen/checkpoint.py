@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from safetensors import safe_open
+
+from vqgen.files import writing
 
 
 KEY = "vqgen"  # the one metadata key
@@ -27,13 +28,10 @@ class CheckpointError(ValueError):
 
 
 def save(path: str | Path, model: torch.nn.Module, config, **meta) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     content = {"config": dataclasses.asdict(config), **meta}
-    save_file(tensors, str(tmp), metadata={KEY: json.dumps(content, sort_keys=True)})
-    os.replace(tmp, path)
+    with writing(path) as tmp:
+        save_file(tensors, str(tmp), metadata={KEY: json.dumps(content, sort_keys=True)})
 
 
 def metadata(path: str | Path) -> dict:

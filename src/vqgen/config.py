@@ -8,6 +8,8 @@ Field metadata carries the one-line help shown by `vqgen <stage> --help`.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,25 @@ def _positive(section, name: str, *keys: str) -> None:
     for key in keys:
         value = getattr(section, key)
         _check(value > 0, f"{name}.{key} is {value}; use a positive number.")
+
+
+def _not_negative(section, name: str, *keys: str) -> None:
+    for key in keys:
+        value = getattr(section, key)
+        _check(value >= 0, f"{name}.{key} is {value}; use 0 or more.")
+
+
+SEED_LIMIT = 2**32  # numpy's seeds are 32-bit
+
+
+def _synthetic_needed(test_images: int) -> int:
+    """The fewest synthetic faces whose test split holds `test_images` and val at least 2."""
+    from vqgen.data.celeba import split_sizes
+
+    count = 10
+    while split_sizes(count)[1] < 2 or split_sizes(count)[2] < test_images:
+        count += 1
+    return count
 
 
 def _power_of_two(n: int) -> bool:
@@ -90,6 +111,7 @@ class VQVAE:
         _check(self.codebook_size >= 2, f"vqvae.codebook_size is {self.codebook_size}; use at least 2.")
         _check(0.0 <= self.ema_decay < 1.0, f"vqvae.ema_decay is {self.ema_decay}; use 0 (off) up to below 1.")
         _positive(self, "vqvae", "channels", "code_dim", "max_iters", "batch_size", "lr")
+        _not_negative(self, "vqvae", "beta", "perceptual_weight", "adversarial_weight", "disc_start")
         _check(self.res_blocks >= 0, f"vqvae.res_blocks is {self.res_blocks}; use 0 or more.")
 
 
@@ -125,6 +147,7 @@ class Prior:
                f"{name}.n_embd is {self.n_embd}; use a multiple of {name}.n_head ({self.n_head}).")
         _check(self.temperature > 0, f"{name}.temperature is {self.temperature}; use a positive number.")
         _check(0.0 <= self.dropout < 1.0, f"{name}.dropout is {self.dropout}; use 0 up to below 1.")
+        _not_negative(self, name, "weight_decay")
 
 
 @dataclass
@@ -183,7 +206,8 @@ class Evaluate:
     def validate(self) -> None:
         _positive(self, "evaluate", "width", "max_iters", "batch_size", "lr")
         _check(self.num_samples >= 9, f"evaluate.num_samples is {self.num_samples}; use at least 9 (one 3x3 grid).")
-        _check(self.k >= 1, f"evaluate.k is {self.k}; use at least 1.")
+        _check(1 <= self.k < self.num_samples - 1, f"evaluate.k is {self.k}; use 1 to {self.num_samples - 2} "
+               f"(below evaluate.num_samples - 1, or every ball holds the whole set).")
         _check(not self.inception_weights or Path(self.inception_weights).is_file(),
                f"evaluate.inception_weights is {self.inception_weights!r}, which is not a file; give the path "
                "of Inception-v3 weights (torch-fidelity's or torchvision's), or leave it empty.")
@@ -196,8 +220,8 @@ class Compute:
     workers: int = _f(0, "worker processes for image decoding and drawing (0: all cores)")
 
     def validate(self) -> None:
-        ok = self.device in ("auto", "cpu", "mps") or self.device.startswith("cuda")
-        _check(ok, f"compute.device is {self.device!r}; use auto, cpu, cuda, cuda:N or mps.")
+        ok = re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", self.device)
+        _check(bool(ok), f"compute.device is {self.device!r}; use auto, cpu, cuda, cuda:N or mps.")
         _check(self.threads >= 0, f"compute.threads is {self.threads}; use 0 (all cores) or more.")
         _check(self.workers >= 0, f"compute.workers is {self.workers}; use 0 (all cores) or more.")
 
@@ -221,7 +245,22 @@ class Params:
 
     def validate(self) -> Params:
         for name in SECTIONS:
-            getattr(self, name).validate()
+            section = getattr(self, name)
+            for f in dataclasses.fields(section):
+                value = getattr(section, f.name)
+                _check(not isinstance(value, float) or math.isfinite(value),
+                       f"{name}.{f.name} is {value}; use a finite number.")
+                _check(f.name != "seed" or 0 <= value < SEED_LIMIT,
+                       f"{name}.seed is {value}; use 0 up to {SEED_LIMIT - 1}.")
+            section.validate()
+        if self.data.source == "synthetic":
+            from vqgen.data.celeba import split_sizes
+
+            _, val, test = split_sizes(self.data.synthetic_count)
+            _check(val >= 2 and test >= self.evaluate.num_samples,
+                   f"data.synthetic_count is {self.data.synthetic_count}, which leaves {val} val and {test} test images; "
+                   f"use at least {_synthetic_needed(self.evaluate.num_samples)} for evaluate.num_samples "
+                   f"({self.evaluate.num_samples}), or lower evaluate.num_samples.")
         _check(self.data.image_size % self.vqvae.downsample == 0,
                f"data.image_size is {self.data.image_size}; use a multiple of vqvae.downsample ({self.vqvae.downsample}).")
         return self

@@ -50,9 +50,12 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str
     """k-NN manifold precision and recall (Kynkäänniemi et al. 2019): the share of generated samples
     inside the union of real samples' k-NN balls, and the share of real samples inside the generated ones."""
     real, fake = torch.from_numpy(np.asarray(real, np.float64)), torch.from_numpy(np.asarray(fake, np.float64))
+    if not 1 <= k < min(len(real), len(fake)) - 1:
+        raise ValueError(f"k-NN precision and recall need 1 <= k < set size - 1; k is {k} for sets of "
+                         f"{len(real)} and {len(fake)}.")
 
     def radii(x: torch.Tensor) -> torch.Tensor:  # distance of each point to its k-th nearest other point
-        return torch.cdist(x, x).kthvalue(min(k + 1, len(x)), dim=1).values
+        return torch.cdist(x, x).kthvalue(k + 1, dim=1).values
 
     def inside(ref: torch.Tensor, ref_radii: torch.Tensor, query: torch.Tensor) -> float:
         return float((torch.cdist(query, ref) <= ref_radii[None, :]).any(dim=1).double().mean())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from vqgen.files import writing  # noqa: E402
 
 
 def grid(images: np.ndarray, cols: int, pad: int = 2, scale: int = 1) -> np.ndarray:
@@ -24,15 +25,16 @@ def grid(images: np.ndarray, cols: int, pad: int = 2, scale: int = 1) -> np.ndar
     return out.repeat(scale, 0).repeat(scale, 1) if scale > 1 else out
 
 
-def _atomic(path: str | Path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path, path.with_name(f".{path.stem}.tmp{path.suffix}")
+def _save_figure(fig, path: str | Path, dpi: int) -> None:
+    try:
+        with writing(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
 
 
 def side_by_side(path: str | Path, rows: list[list[tuple[str, np.ndarray]]], title: str = "", dpi: int = 150) -> None:
     """Save uint8 pictures in rows of panels, each under its name, none shown below 1.5x its pixel size."""
-    path, tmp = _atomic(path)
     ncols = max(len(r) for r in rows)
     width = max(3.4, 1.5 * max(img.shape[1] for r in rows for _, img in r) / dpi)  # inches per panel
     height = max(img.shape[0] / img.shape[1] for r in rows for _, img in r)
@@ -47,9 +49,7 @@ def side_by_side(path: str | Path, rows: list[list[tuple[str, np.ndarray]]], tit
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save_figure(fig, path, dpi)
 
 
 def panels(path: str | Path, named_images: list[list[tuple[str, np.ndarray]]], cols: int, title: str = "") -> None:
@@ -80,22 +80,19 @@ def strip_image(trajectory: list[np.ndarray], columns: int = 10) -> np.ndarray:
 def gif(path: str | Path, trajectory: list[np.ndarray], cols: int = 4, ms: int = 120, hold: int = 15) -> None:
     """Animated GIF of the reverse diffusion, each frame a grid of samples shown `ms`; the last frame
     is held `hold` times as long."""
-    path, tmp = _atomic(path)
     frames = [Image.fromarray(grid(images, cols, scale=2)) for images in trajectory]
     durations = [ms] * (len(frames) - 1) + [ms * hold]
-    frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=durations, loop=0)
-    os.replace(tmp, path)
+    with writing(path) as tmp:
+        frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=durations, loop=0)
 
 
 def save_image(path: str | Path, image: np.ndarray) -> None:
-    path, tmp = _atomic(path)
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
+    with writing(path) as tmp:
+        Image.fromarray(image).save(tmp)
 
 
 def frontier(path: str | Path, curves: dict[str, list[dict]]) -> None:
     """fd against seconds per image, one labelled curve per prior, each point marked with its steps."""
-    path, tmp = _atomic(path)
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for name, points in curves.items():
         points = sorted(points, key=lambda q: q["seconds_per_image"])
@@ -109,16 +106,13 @@ def frontier(path: str | Path, curves: dict[str, list[dict]]) -> None:
     ax.set_title("Speed and quality; labels: steps per image", fontsize=10)
     ax.legend(fontsize=9)
     fig.tight_layout()
-    fig.savefig(tmp, dpi=150)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save_figure(fig, path, 150)
 
 
 def report(path: str | Path, title: str, rows: dict[str, dict[str, float]], columns: tuple[str, ...],
            notes: list[str], figures: tuple[tuple[str, str], ...]) -> None:
     """A Markdown report: a table (one row per image set, blank where a measure does not apply),
     notes, then each figure under its caption (figure paths relative to the report)."""
-    path, tmp = _atomic(path)
     lines = [f"# {title}", "", "| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, values in rows.items():
         cells = [f"{values[c]:.4g}" if c in values else "" for c in columns]
@@ -126,5 +120,5 @@ def report(path: str | Path, title: str, rows: dict[str, dict[str, float]], colu
     lines += [""] + [f"- {note}" for note in notes] + [""]
     for caption, file in figures:
         lines += [f"## {caption}", "", f"![{caption}]({file})", ""]
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    with writing(path) as tmp:
+        tmp.write_text("\n".join(lines))

@@ -15,6 +15,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from vqgen.config import ConfigError
+
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
@@ -23,7 +25,13 @@ def pick_device(name: str = "auto") -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"compute.device is {name!r}; this machine has {torch.cuda.device_count()} CUDA devices, "
+                          "use auto, cpu or cuda:N with N below that count.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"compute.device is {name!r}; this machine has no MPS device, use auto or cpu.")
+    return device
 
 
 def setup(seed: int, threads: int = 0) -> None:

@@ -19,9 +19,26 @@ IDENTITY_FILE = "identity_CelebA.txt"
 BBOX_FILE = "list_bbox_celeba.txt"
 LANDMARKS_FILE = "list_landmarks_align_celeba.txt"
 
+ATTRIBUTES: tuple[str, ...] = (  # the official 40, in the official order
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
+    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
+    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones",
+    "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin",
+    "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair",
+    "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
+    "Wearing_Necktie", "Young",
+)
 IMAGE_COUNT = 202_599
 OFFICIAL_SPLIT = {0: 162_770, 1: 19_867, 2: 19_962}
 SPLIT_NAMES = {0: "train", 1: "val", 2: "test"}
+
+
+def split_sizes(count: int) -> tuple[int, int, int]:
+    """Train, val and test sizes of `count` images split in CelebA's official proportions."""
+    total = sum(OFFICIAL_SPLIT.values())
+    train = round(count * OFFICIAL_SPLIT[0] / total)
+    val = round(count * (OFFICIAL_SPLIT[0] + OFFICIAL_SPLIT[1]) / total) - train
+    return train, val, count - train - val
 
 
 class LayoutError(ValueError):
@@ -53,11 +70,11 @@ def _parse(path: Path, lines: list[str], names: list[str], first: int) -> pd.Dat
     return values
 
 
-def _check_values(path: Path, table: pd.DataFrame, allowed: list[int], first: int, what: str) -> None:
+def _check_values(path: Path, table: pd.DataFrame, allowed: list[int], first: int, what: str, raw=None) -> None:
     bad = ~table.isin(allowed).to_numpy()
     if bad.any():
         row, col = divmod(int(bad.argmax()), bad.shape[1])
-        raw = _raw_value(path, first + row, col)
+        raw = (raw or _raw_value)(path, first + row, col)
         raise LayoutError(f"{path}, line {first + row}: {what}, found {raw!r}.")
 
 
@@ -128,10 +145,12 @@ def _same_images(root: Path, reference: pd.Index, other: pd.Index, name: str) ->
     raise LayoutError(f"{ATTR_FILE} and {name} in {root} do not list the same images: {example}.")
 
 
-def read_layout(root: str | Path) -> tuple[list[Path], pd.DataFrame, pd.Series]:
+def read_layout(root: str | Path, missing_ok: bool = False) -> tuple[list[Path], pd.DataFrame, pd.Series]:
     """Image paths, attributes and splits of a CelebA directory, checked against each other.
 
     The identity file is optional; when present it must list the same images as the attributes.
+    Listed images missing from the image folder are refused unless `missing_ok` (then they are
+    left for the caller to skip and count), and refused even then when none is there.
     """
     root = Path(root)
     for name in (IMAGE_DIR, ATTR_FILE, PARTITION_FILE):
@@ -145,6 +164,60 @@ def read_layout(root: str | Path) -> tuple[list[Path], pd.DataFrame, pd.Series]:
         _same_images(root, attrs.index, read_identities(root / IDENTITY_FILE).index, IDENTITY_FILE)
     paths = [root / IMAGE_DIR / name for name in attrs.index]
     missing = [p.name for p in paths if not p.exists()]
-    if missing:
-        raise LayoutError(f"{len(missing)} listed images are missing from {root / IMAGE_DIR}, e.g. {missing[0]}.")
+    if missing and (not missing_ok or len(missing) == len(paths)):
+        raise LayoutError(f"{len(missing)} of the {len(paths)} listed images are missing from {root / IMAGE_DIR}, "
+                          f"e.g. {missing[0]}.")
     return paths, attrs, part
+
+
+def write_attributes(table: pd.DataFrame, path: str | Path) -> None:
+    """An attribute table (0/1 or -1/1 columns, indexed by image name) as CelebA's list_attr_celeba.txt."""
+    signs = table.to_numpy() * 2 - 1 if table.isin([0, 1]).all().all() else table.to_numpy()
+    lines = [str(len(table)), " ".join(table.columns)]
+    lines += [f"{name} " + " ".join(f"{v:2d}" for v in row) for name, row in zip(table.index, signs)]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def write_partition(part: pd.Series, path: str | Path) -> None:
+    Path(path).write_text("".join(f"{name} {split}\n" for name, split in part.items()))
+
+
+def read_kaggle_attributes(path: str | Path) -> pd.DataFrame:
+    """`list_attr_celeba.csv` of the Kaggle copy (image_id, then the 40 attributes as -1/1), checked
+    as strictly as the official file; returned as `read_attributes` returns it."""
+    path = Path(path)
+    table = _read_csv(path, ["image_id", *ATTRIBUTES], "image_id and the 40 CelebA attributes")
+    _check_values(path, table, [-1, 1], 2, "attribute values must be -1 or 1", raw=_raw_csv)
+    return (table == 1).astype("int8")
+
+
+def read_kaggle_partition(path: str | Path) -> pd.Series:
+    """`list_eval_partition.csv` of the Kaggle copy (image_id, partition), as `read_partition` returns it."""
+    path = Path(path)
+    table = _read_csv(path, ["image_id", "partition"], "image_id,partition")
+    _check_values(path, table, [0, 1, 2], 2, "the split must be 0, 1 or 2", raw=_raw_csv)
+    return table["partition"].astype("int64").rename("split")
+
+
+def _read_csv(path: Path, header: list[str], what: str) -> pd.DataFrame:
+    """A comma-separated table with exactly `header`, one row per distinct image, indexed by image name."""
+    lines = path.read_text(errors="replace").splitlines()
+    if not lines or lines[0].strip().split(",") != header:
+        found = lines[0][:80] if lines else ""
+        raise LayoutError(f"{path}, line 1: expected the header {what}, found {found!r}.")
+    for number, line in enumerate(lines[1:], start=2):
+        if line.strip() and len(line.split(",")) != len(header):
+            raise LayoutError(f"{path}, line {number}: expected {len(header)} comma-separated fields, "
+                              f"found {len(line.split(','))}.")
+    table = pd.read_csv(path, dtype={"image_id": str}, skip_blank_lines=True)
+    dup = table["image_id"].duplicated()
+    if dup.any():
+        row = int(dup.to_numpy().argmax())
+        raise LayoutError(f"{path}, line {row + 2}: {table['image_id'].iloc[row]} is listed twice.")
+    values = table.drop(columns="image_id").apply(pd.to_numeric, errors="coerce")
+    values.index = pd.Index(table["image_id"], name="image")
+    return values
+
+
+def _raw_csv(path: Path, number: int, col: int) -> str:
+    return path.read_text().splitlines()[number - 1].split(",")[col + 1]

@@ -1,9 +1,13 @@
 """Getting the real CelebA files into a directory: from files the user already has, or from Google Drive.
 
 The official host often fails (quota pages saved in place of the zip, 403s), so every file is
-checked: a missing file, an HTML page where a file should be, or an annotation file whose md5
-differs from the official one raises a FetchError saying how to get the file by hand. An image
-archive whose md5 differs (mirrors re-zip the images) only warns with a FetchWarning.
+checked: a missing file or an HTML page where a file should be raises a FetchError saying how to
+get the file by hand. A file whose md5 differs from the official one (a mirror's re-zipped
+images, a subset cut to fewer images) only warns with a FetchWarning: the annotation files are
+then parsed strictly, and every listed image must be there or is counted as missing. From a
+directory the bounding-box, landmark and identity files are optional (only identities are read),
+and the Kaggle copy (CSV annotations, images under img_align_celeba/img_align_celeba/) is
+accepted and rewritten in the official layout.
 
 `fetch` builds the target directory in `<root>.tmp` and renames it into place only once every
 file is there and `celeba.read_layout` accepts it, so a half-built directory is never left
@@ -25,10 +29,14 @@ from torchvision.datasets import CelebA
 from torchvision.datasets import utils as tv_utils
 
 from vqgen.data import celeba
-from vqgen.files import building
+from vqgen.files import building, commit
 
 FILES: list[tuple[str, str, str]] = [tuple(entry) for entry in CelebA.file_list]  # (file id, md5, name)
 IMAGE_ZIP = "img_align_celeba.zip"
+OPTIONAL = (celeba.BBOX_FILE, celeba.LANDMARKS_FILE, celeba.IDENTITY_FILE)  # may be absent from a directory
+KAGGLE_ATTR, KAGGLE_PARTITION = "list_attr_celeba.csv", "list_eval_partition.csv"
+MAX_UNPACKED = 8 << 30  # bytes an archive may unpack to (the aligned images are 1.4 GB)
+MAX_RATIO = 200  # uncompressed / compressed size of one member (JPEGs hardly compress; bombs do, hugely)
 CACHE_DIR = Path("scratch") / "celeba"  # relative to the working directory: the project root under DVC
 SITE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 
@@ -62,10 +70,9 @@ def looks_like_html(path: str | Path) -> bool:
 
 
 def check_file(path: str | Path, md5: str) -> None:
-    """Raise a FetchError if path is missing, an HTML page, or (an annotation file) not of the given md5.
-
-    An image archive of another md5 only warns (FetchWarning): mirrors re-zip the same images.
-    """
+    """Raise a FetchError if path is missing or an HTML page; warn (FetchWarning) if its md5 is not the
+    official one: mirrors re-zip the images, and subsets cut the annotation files, which are then
+    parsed strictly."""
     path = Path(path)
     manual = _manual(path.parent)
     if not path.is_file():
@@ -75,11 +82,8 @@ def check_file(path: str | Path, md5: str) -> None:
     found = md5sum(path)
     if found == md5:
         return
-    if path.name == IMAGE_ZIP:
-        warnings.warn(f"{path} has md5 {found}, not the official {md5} (mirrors re-zip the images); "
-                      f"using it anyway.", FetchWarning, stacklevel=2)
-    else:
-        raise FetchError(f"{path} has md5 {found}, not the official {md5}; {manual}.")
+    why = "mirrors re-zip the images" if path.name == IMAGE_ZIP else "a subset or another copy; it is parsed strictly"
+    warnings.warn(f"{path} has md5 {found}, not the official {md5} ({why}); using it.", FetchWarning, stacklevel=2)
 
 
 def _unsafe(name: str) -> bool:
@@ -87,12 +91,14 @@ def _unsafe(name: str) -> bool:
     return posix.is_absolute() or bool(windows.drive or windows.root) or ".." in windows.parts
 
 
-def safe_extract(zip_path: str | Path, dest: str | Path, progress: Callable[[int], None] | None = None) -> None:
+def safe_extract(zip_path: str | Path, dest: str | Path, progress: Callable[[int], None] | None = None,
+                 max_bytes: int = MAX_UNPACKED, max_ratio: float = MAX_RATIO) -> None:
     """Extract a zip archive into dest, which appears only once complete.
 
-    Members with absolute paths or `..` components are refused before anything is written; the
-    archive is unpacked into `<dest>.partial` (a leftover one is deleted first) and renamed to dest.
-    progress, if given, is called with 1 for every file extracted.
+    Members with absolute paths or `..` components, archives that would unpack to more than
+    `max_bytes`, and members compressed more than `max_ratio` times (zip bombs) are refused before
+    anything is written; the archive is unpacked into `<dest>.partial` (a leftover one is deleted
+    first) and renamed to dest. progress, if given, is called with 1 for every file extracted.
     """
     zip_path, dest = Path(zip_path), Path(dest)
     manual = _manual(zip_path.parent)
@@ -103,6 +109,14 @@ def safe_extract(zip_path: str | Path, dest: str | Path, progress: Callable[[int
                 if _unsafe(member.filename):
                     raise FetchError(f"{zip_path} holds the unsafe member {member.filename!r} (an absolute path "
                                      f"or '..'), so it is not extracted; {manual}.")
+                if member.file_size > max_ratio * max(member.compress_size, 1) and member.file_size > 1 << 20:
+                    raise FetchError(f"{zip_path} holds {member.filename!r}, compressed {member.file_size} to "
+                                     f"{member.compress_size} bytes, more than {max_ratio:g} times (a zip bomb?), "
+                                     f"so it is not extracted; {manual}.")
+            total = sum(member.file_size for member in members)
+            if total > max_bytes:
+                raise FetchError(f"{zip_path} would unpack to {total} bytes, more than the {max_bytes} allowed, "
+                                 f"so it is not extracted; {manual}.")
             with building(dest, ".partial") as partial:
                 for member in members:
                     archive.extract(member, partial)
@@ -174,7 +188,7 @@ def _download(file_id: str, md5: str, name: str, cache_dir: Path) -> Path:
     except FetchError:
         part.unlink(missing_ok=True)
         raise
-    os.replace(part, path)
+    commit(part, path)
     return path
 
 
@@ -202,10 +216,41 @@ def fetch(root: str | Path, celeba_dir: str | Path | None = None, *, cache_dir: 
                          f"CelebA files, or leave it empty to download them.")
 
     with building(root) as tmp:
-        for file_id, md5, name in files:
-            _place(file_id, md5, name, source, cache_dir, tmp, progress)
-        celeba.read_layout(tmp)
+        if source is not None and (source / KAGGLE_ATTR).exists():
+            _place_kaggle(source, tmp, progress)
+        else:
+            for file_id, md5, name in files:
+                if source is not None and name in OPTIONAL and not (source / name).exists():
+                    continue
+                _place(file_id, md5, name, source, cache_dir, tmp, progress)
+        paths, attrs, _ = celeba.read_layout(tmp, missing_ok=True)
+        if tuple(attrs.columns) != celeba.ATTRIBUTES:
+            raise FetchError(f"{tmp.name}/{celeba.ATTR_FILE} names the attributes {' '.join(attrs.columns)[:120]!r}, "
+                             f"not CelebA's 40; {_manual(source or cache_dir)}.")
+        missing = sum(not p.exists() for p in paths)
+        if missing:
+            warnings.warn(f"{missing} of the {len(paths)} listed images are not in the image folder; `vqgen prepare` "
+                          "skips and counts them.", FetchWarning, stacklevel=2)
     return root
+
+
+def _place_kaggle(source: Path, tmp: Path, progress: Callable[[int], None] | None) -> None:
+    """The Kaggle copy of CelebA, rewritten in the official layout: its CSV annotations as the official
+    text files, its images (under img_align_celeba/img_align_celeba/ or img_align_celeba/) linked."""
+    for name in (KAGGLE_ATTR, KAGGLE_PARTITION):
+        if looks_like_html(source / name):
+            raise FetchError(f"{source / name} is an HTML page, not {name}; {_manual(source)}.")
+        if not (source / name).is_file():
+            raise FetchError(f"{source / name} is missing; the Kaggle copy of CelebA holds {KAGGLE_ATTR}, "
+                             f"{KAGGLE_PARTITION} and {celeba.IMAGE_DIR}/.")
+    celeba.write_attributes(celeba.read_kaggle_attributes(source / KAGGLE_ATTR), tmp / celeba.ATTR_FILE)
+    celeba.write_partition(celeba.read_kaggle_partition(source / KAGGLE_PARTITION), tmp / celeba.PARTITION_FILE)
+    images = source / celeba.IMAGE_DIR
+    if (images / celeba.IMAGE_DIR).is_dir():
+        images = images / celeba.IMAGE_DIR
+    if not images.is_dir():
+        raise FetchError(f"{source} holds no {celeba.IMAGE_DIR}/ folder of images; {_manual(source)}.")
+    _link_images(images, tmp / celeba.IMAGE_DIR, progress)
 
 
 def _place(file_id: str, md5: str, name: str, source: Path | None, cache_dir: Path, tmp: Path,

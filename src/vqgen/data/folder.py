@@ -22,7 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from vqgen.files import building
 
 SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
-REASONS = ("unreadable", "too_small", "not_an_image")
+REASONS = ("unreadable", "too_small", "not_an_image", "link_outside", "dangling_link", "name_not_utf8")
 WHITE = (255, 255, 255, 255)
 
 
@@ -54,6 +54,8 @@ def open_rgb(path: str | Path) -> Image.Image:
         raise UnreadableImage("not a recognised image format") from None
     except EOFError:
         raise UnreadableImage("truncated") from None
+    except FileNotFoundError:
+        raise UnreadableImage("missing") from None
     except OSError as e:
         if e.errno is not None:  # the file system's error, not the decoder's
             raise UnreadableImage(f"cannot read: {e.strerror}") from None
@@ -102,32 +104,57 @@ class Scan:
     skipped: dict[str, list[str]]  # reason -> relative paths
     found: int  # files considered
     details: dict[str, str] = field(default_factory=dict)  # relative path -> why it was skipped
+    duplicates: int = 0  # usable files whose bytes repeat an earlier one's: they share its split
 
 
-def _walk(root: Path) -> list[str]:
-    """Relative POSIX paths of the files under root, hidden files and directories left out, sorted."""
-    found = []
+def shown(relative_path: str) -> str:
+    """A relative path as it can be printed, whatever bytes its name holds."""
+    return os.fsencode(relative_path).decode("utf-8", "backslashreplace")
+
+
+def _walk(root: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """Relative POSIX paths of the files under root, sorted, hidden files and directories left out;
+    and those refused before decoding: links out of root or to nothing, names that are not UTF-8."""
+    found, refused = [], {"link_outside": [], "dangling_link": [], "name_not_utf8": []}
+    inside = root.resolve()
     for top, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
             path = Path(top, name)
-            if not name.startswith(".") and path.is_file():
-                found.append(path.relative_to(root).as_posix())
-    return sorted(found)
+            rel = path.relative_to(root).as_posix()
+            if name.startswith("."):
+                continue
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.exists():
+                    refused["dangling_link"].append(rel)
+                    continue
+                if inside not in target.parents:
+                    refused["link_outside"].append(rel)
+                    continue
+            if not path.is_file():
+                continue
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:
+                refused["name_not_utf8"].append(rel)
+                continue
+            found.append(rel)
+    return sorted(found), {reason: sorted(rels) for reason, rels in refused.items()}
 
 
-def _check(path: str, min_size: int) -> tuple[str, str] | None:
-    """None for a usable image, else (reason, detail)."""
+def _check(path: str, min_size: int) -> tuple[str | None, str]:
+    """(None, digest of the file's bytes) for a usable image, else (reason, detail)."""
     try:
         w, h = open_rgb(path).size
     except UnreadableImage as e:
         return "unreadable", str(e)
     if min(w, h) < min_size:
         return "too_small", f"{w}x{h}, under {min_size} px"
-    return None
+    return None, hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _check_many(job: tuple[list[str], int]) -> list[tuple[str, str] | None]:
+def _check_many(job: tuple[list[str], int]) -> list[tuple[str | None, str]]:
     paths, min_size = job
     return [_check(p, min_size) for p in paths]
 
@@ -140,8 +167,8 @@ def scan(root: str | Path, min_size: int, val_fraction: float, test_fraction: fl
         raise FolderError(f"data.folder {root} does not exist; set it to a directory of images.")
     if not root.is_dir():
         raise FolderError(f"data.folder {root} is not a directory; set it to a directory of images.")
-    files = _walk(root)
-    skipped = {reason: [] for reason in REASONS}
+    files, refused = _walk(root)
+    skipped = {reason: [] for reason in REASONS} | refused
     details = {}
     candidates = []
     for rel in files:
@@ -164,20 +191,25 @@ def scan(root: str | Path, min_size: int, val_fraction: float, test_fraction: fl
             if progress:
                 progress(len(job[0]))
 
-    used = []
-    for rel, result in zip(candidates, results):
-        if result is None:
+    used, digests = [], []
+    for rel, (reason, detail) in zip(candidates, results):
+        if reason is None:
             used.append(rel)
+            digests.append(detail)
         else:
-            skipped[result[0]].append(rel)
-            details[rel] = result[1]
+            skipped[reason].append(rel)
+            details[rel] = detail
     if not used:
         raise FolderError(
             f"No usable image in {root}: of {len(files)} files, {len(skipped['unreadable'])} are unreadable, "
             f"{len(skipped['too_small'])} are smaller than {min_size} px and {len(skipped['not_an_image'])} "
             f"do not end in {', '.join(sorted(SUFFIXES))}.")
-    split = np.array([split_of(rel, val_fraction, test_fraction) for rel in used], np.uint8)
-    return Scan(root, [root / rel for rel in used], split, skipped, len(files), details)
+    first = {}  # identical bytes go where the first file holding them goes, so no test image is also trained on
+    for rel, digest in zip(used, digests):
+        first.setdefault(digest, rel)
+    split = np.array([split_of(first[digest], val_fraction, test_fraction) for digest in digests], np.uint8)
+    found = len(files) + sum(len(rels) for rels in refused.values())
+    return Scan(root, [root / rel for rel in used], split, skipped, found, details, len(used) - len(first))
 
 
 def check_splits(scan: Scan, val_fraction: float, test_fraction: float, least: int = 2) -> None:
@@ -192,11 +224,15 @@ def check_splits(scan: Scan, val_fraction: float, test_fraction: float, least: i
 
 def warnings(scan: Scan, limit: int = 20) -> list[str]:
     """One line per skipped file, e.g. 'skipped photos/a.jpg: unreadable (truncated)', at most limit + 1."""
-    skipped = sorted((rel, reason) for reason, rels in scan.skipped.items() for rel in rels)
-    lines = []
-    for rel, reason in skipped[:limit]:
-        detail = scan.details.get(rel)
-        lines.append(f"skipped {rel}: {reason.replace('_', ' ')}" + (f" ({detail})" if detail else ""))
+    return skip_lines([(rel, reason, scan.details.get(rel)) for reason, rels in scan.skipped.items() for rel in rels],
+                      limit)
+
+
+def skip_lines(skipped: list[tuple[str, str, str | None]], limit: int = 20) -> list[str]:
+    """'skipped <file>: <reason> (<detail>)' for (file, reason, detail) triples, sorted, at most limit + 1 lines."""
+    skipped = sorted(skipped, key=lambda item: item[:2])
+    lines = [f"skipped {shown(rel)}: {reason.replace('_', ' ')}" + (f" ({detail})" if detail else "")
+             for rel, reason, detail in skipped[:limit]]
     if len(skipped) > limit:
         lines.append(f"... and {len(skipped) - limit} more")
     return lines
@@ -204,7 +240,7 @@ def warnings(scan: Scan, limit: int = 20) -> list[str]:
 
 def counts(scan: Scan) -> dict[str, int]:
     """Flat numbers for the metrics file: files found, used, and skipped per reason."""
-    out = {"found": scan.found, "used": len(scan.paths)}
+    out = {"found": scan.found, "used": len(scan.paths), "duplicates": scan.duplicates}
     out.update({f"skipped_{reason}": len(scan.skipped.get(reason, [])) for reason in REASONS})
     return out
 

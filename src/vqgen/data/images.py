@@ -8,7 +8,6 @@ source listing); file attribute `attribute_names` (JSON list).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -16,34 +15,47 @@ import h5py
 import numpy as np
 import torch
 
+from vqgen import files
+
 SPLITS = ("train", "val", "test")
 
 
+FIELDS = ("images", "attributes", "split", "source_index")
+
+
 class ImageStoreWriter:
-    """Streams images into a temporary file, renamed into place only by `close()`."""
+    """Streams at most n images into a temporary file, renamed into place only by `close()`."""
 
     def __init__(self, path: str | Path, n: int, size: int, attribute_names: list[str]):
         self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = files.temporary(self.path)
         self.f = h5py.File(self.tmp, "w")
         self.f.attrs["attribute_names"] = json.dumps(list(attribute_names))
-        self.images = self.f.create_dataset("images", (n, size, size, 3), np.uint8, chunks=(1, size, size, 3))
-        self.attributes = self.f.create_dataset("attributes", (n, len(attribute_names)), np.int8)
-        self.split = self.f.create_dataset("split", (n,), np.uint8)
-        self.source_index = self.f.create_dataset("source_index", (n,), np.int64)
+        self.f.create_dataset("images", (n, size, size, 3), np.uint8, chunks=(1, size, size, 3))
+        self.f.create_dataset("attributes", (n, len(attribute_names)), np.int8)
+        self.f.create_dataset("split", (n,), np.uint8)
+        self.f.create_dataset("source_index", (n,), np.int64)
+        self.count = 0
 
-    def write(self, start: int, images: np.ndarray, attributes: np.ndarray, split: np.ndarray,
-              source_index: np.ndarray) -> None:
-        end = start + len(images)
-        self.images[start:end] = images
-        self.attributes[start:end] = attributes
-        self.split[start:end] = split
-        self.source_index[start:end] = source_index
+    def append(self, images: np.ndarray, attributes: np.ndarray, split: np.ndarray, source_index: np.ndarray) -> None:
+        end = self.count + len(images)
+        for key, values in zip(FIELDS, (images, attributes, split, source_index)):
+            self.f[key][self.count:end] = values
+        self.count = end
 
     def close(self) -> None:
+        """Put the store in place, cut to the images appended (a copy, only when some were left out)."""
+        n = len(self.f["split"])
         self.f.close()
-        os.replace(self.tmp, self.path)
+        if self.count < n:
+            cut = self.tmp.with_name(self.tmp.name + ".cut")
+            with h5py.File(self.tmp, "r") as src, h5py.File(cut, "w") as dst:
+                dst.attrs.update(src.attrs)
+                for key in FIELDS:
+                    chunks = src[key].chunks if key == "images" else None
+                    dst.create_dataset(key, data=src[key][:self.count], chunks=chunks)
+            cut.replace(self.tmp)
+        files.commit(self.tmp, self.path)
 
     def abort(self) -> None:
         self.f.close()
@@ -109,42 +121,64 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def load_face(path: str | Path, crop: int, size: int) -> np.ndarray:
-    """Centre-crop an image to crop x crop, resize (antialiased) to size x size: uint8 (S, S, 3)."""
+    """Centre-crop an image to crop x crop, resize (antialiased) to size x size: uint8 (S, S, 3).
+    Raises `folder.UnreadableImage` for a file that does not decode (empty, truncated, not an image,
+    a decompression bomb)."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        w, h = img.size
-        crop = min(crop, w, h)
-        left, top = (w - crop) // 2, (h - crop) // 2
-        img = img.crop((left, top, left + crop, top + crop)).resize((size, size), Image.LANCZOS)
-        return np.asarray(img, dtype=np.uint8)
+    from vqgen.data.folder import open_rgb
+
+    img = open_rgb(path)
+    w, h = img.size
+    crop = min(crop, w, h)
+    left, top = (w - crop) // 2, (h - crop) // 2
+    img = img.crop((left, top, left + crop, top + crop)).resize((size, size), Image.LANCZOS)
+    return np.asarray(img, dtype=np.uint8)
 
 
-def _load_many(job: tuple[Callable[[str], np.ndarray], list[str]]) -> np.ndarray:
+def _load_many(job: tuple[Callable[[str], np.ndarray], list[str]]) -> tuple[list[np.ndarray | None], dict[int, str]]:
+    """The decoded images of a chunk (None where one does not decode) and why each of those failed."""
+    from vqgen.data.folder import UnreadableImage
+
     load, paths = job
-    return np.stack([load(p) for p in paths])
+    out, failed = [], {}
+    for i, path in enumerate(paths):
+        try:
+            out.append(load(path))
+        except UnreadableImage as e:
+            out.append(None)
+            failed[i] = str(e)
+    return out, failed
 
 
 def build_store(path: str | Path, paths: list[Path], attributes: np.ndarray, attribute_names: list[str],
                 split: np.ndarray, load: Callable[[str], np.ndarray], size: int, workers: int = 1,
-                progress=None, chunk: int = 256) -> None:
+                progress=None, chunk: int = 256, check: Callable[[dict[int, str]], None] | None = None) -> dict[int, str]:
     """Decode every image with `load` (a picklable function of a path returning uint8 (size, size, 3))
-    in worker processes, and stream them into an image store."""
+    in worker processes and stream them into an image store, `source_index` their index in `paths`.
+    Images that do not decode are left out; returns {index: why} for them. `check`, given the same,
+    may raise to refuse the store before it is put in place."""
     from concurrent.futures import ProcessPoolExecutor
 
     writer = ImageStoreWriter(path, len(paths), size, attribute_names)
     jobs = [(load, [str(p) for p in paths[i:i + chunk]]) for i in range(0, len(paths), chunk)]
+    failed = {}
     try:
         with ProcessPoolExecutor(max(1, workers)) as pool:
             start = 0
-            for images in pool.map(_load_many, jobs):
-                end = start + len(images)
-                writer.write(start, images, attributes[start:end], split[start:end], np.arange(start, end))
-                start = end
+            for decoded, bad in pool.map(_load_many, jobs):
+                failed.update({start + i: why for i, why in bad.items()})
+                good = [i for i, img in enumerate(decoded) if img is not None]
+                rows = start + np.array(good, np.int64)
+                if good:
+                    writer.append(np.stack([decoded[i] for i in good]), attributes[rows], split[rows], rows)
+                start += len(decoded)
                 if progress:
-                    progress(len(images))
+                    progress(len(decoded))
+        if check is not None:
+            check(failed)
     except BaseException:
         writer.abort()
         raise
     writer.close()
+    return failed

@@ -16,25 +16,13 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from vqgen.data.celeba import ATTRIBUTES, split_sizes
 from vqgen.files import building
-
-ATTRIBUTES: tuple[str, ...] = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
-    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones",
-    "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin",
-    "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair",
-    "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
-    "Wearing_Necktie", "Young",
-)
 
 W, H = 178, 218      # CelebA aligned image size
 S = 2                # drawing is supersampled S times, then reduced (anti-aliasing)
 CX, EYE_Y = 89.0, 112.0
 _YY, _XX = np.mgrid[0:H, 0:W].astype(np.float32)
-
-# CelebA's split sizes: the file is ordered, train first, then val, then test.
-_SPLITS = (162770, 19867, 19962)
 
 _SKIN = np.array([(250, 226, 214), (240, 204, 180), (222, 176, 144), (190, 138, 102),
                   (140, 94, 64), (92, 60, 42)], float)            # pale ... dark
@@ -537,7 +525,5 @@ def _write(tmp: Path, count: int, seed: int, workers: int, progress: Callable[[i
     lines += [f"{n} " + " ".join(f"{1 if r[k] else -1:2d}" for k in ATTRIBUTES) for n, r in zip(names, rows)]
     (tmp / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
 
-    n_train = round(count * _SPLITS[0] / sum(_SPLITS))
-    n_val = round(count * (_SPLITS[0] + _SPLITS[1]) / sum(_SPLITS)) - n_train
-    split = [0] * n_train + [1] * n_val + [2] * (count - n_train - n_val)
+    split = [s for s, n in enumerate(split_sizes(count)) for _ in range(n)]  # ordered, as CelebA's file is
     (tmp / "list_eval_partition.txt").write_text("".join(f"{n} {s}\n" for n, s in zip(names, split)))
