@@ -39,11 +39,29 @@ def main(n=64, grid=(8, 8)):
     model = prior.model.eval()
     cached = timed(lambda: prior.sample(n, generator=torch.Generator().manual_seed(0)))
     naive = timed(lambda: recompute(model, grid, n, torch.Generator().manual_seed(0)))
-    same = (prior.sample(n, generator=torch.Generator().manual_seed(0)).tokens
-            == recompute(model, grid, n, torch.Generator().manual_seed(0))).float().mean().item()
-    print(json.dumps({"batch": n, "grid": list(grid), "threads": torch.get_num_threads(),
-                      "kv_cache_s_per_image": cached / n, "recompute_s_per_image": naive / n,
-                      "speedup": naive / cached, "same_tokens": same}, indent=2))
+    same = (
+        (
+            prior.sample(n, generator=torch.Generator().manual_seed(0)).tokens
+            == recompute(model, grid, n, torch.Generator().manual_seed(0))
+        )
+        .float()
+        .mean()
+        .item()
+    )
+    print(
+        json.dumps(
+            {
+                "batch": n,
+                "grid": list(grid),
+                "threads": torch.get_num_threads(),
+                "kv_cache_s_per_image": cached / n,
+                "recompute_s_per_image": naive / n,
+                "speedup": naive / cached,
+                "same_tokens": same,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

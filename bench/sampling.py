@@ -36,21 +36,37 @@ def main(batch: int, repeats: int, device: str) -> None:
         masked = PRIORS["masked"].create(256, grid, **sizes)
         for prior in (ar, masked):
             prior.model.to(device).eval()
-        contenders = {"ar (kv cache)": (ar, {}), "masked, 8 steps": (masked, {"steps": 8}),
-                      "masked, 12 steps": (masked, {"steps": 12})}
+        contenders = {
+            "ar (kv cache)": (ar, {}),
+            "masked, 8 steps": (masked, {"steps": 8}),
+            "masked, 12 steps": (masked, {"steps": 12}),
+        }
         for name, (prior, settings) in contenders.items():
             gen = torch.Generator(device=device).manual_seed(0)
             prior.sample(2, generator=gen, **settings)  # warm-up
             throughput = batch / best_seconds(lambda: prior.sample(batch, generator=gen, **settings), repeats, device)
             latency = best_seconds(lambda: prior.sample(1, generator=gen, **settings), repeats * 3, device)
-            rows.append({"grid": list(grid), "prior": name, "images_per_s_batch": throughput, "latency_s_batch1": latency})
+            rows.append(
+                {"grid": list(grid), "prior": name, "images_per_s_batch": throughput, "latency_s_batch1": latency}
+            )
         ar_row = next(r for r in rows if r["grid"] == list(grid) and r["prior"].startswith("ar"))
         for r in rows:
             if r["grid"] == list(grid):
                 r["throughput_vs_ar"] = r["images_per_s_batch"] / ar_row["images_per_s_batch"]
                 r["latency_speedup_vs_ar"] = ar_row["latency_s_batch1"] / r["latency_s_batch1"]
-    print(json.dumps({"batch": batch, "threads": torch.get_num_threads(), "device": device, "width": 128, "depth": 4,
-                      "results": rows}, indent=2))
+    print(
+        json.dumps(
+            {
+                "batch": batch,
+                "threads": torch.get_num_threads(),
+                "device": device,
+                "width": 128,
+                "depth": 4,
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from stages import common, judging
 from vqgen.config import Params
 from vqgen.data import images
-
-from stages import common, judging
 
 PARAMS = judging.PARAMS
 
@@ -20,7 +19,13 @@ def run(p: Params) -> None:
     val = images.Split(common.IMAGES, "val")
     floor = judge.measure(val)
     vq = judging.tokenizer(dev)
-    recon = np.concatenate([judging.decode(vq, vq.encode(x.to(dev))) for x in images.batched(val[:judge.n])])
+    recon = np.concatenate([judging.decode(vq, vq.encode(x.to(dev))) for x in images.batched(val[: judge.n])])
     rec = judge.measure(recon)
-    common.write_metrics("baselines", {**{f"floor_{k}": v for k, v in floor.items()}, "rfd": rec.pop("fd"),
-                                       **{f"recon_{k}": v for k, v in rec.items()}})
+    common.write_metrics(
+        "baselines",
+        {
+            **{f"floor_{k}": v for k, v in floor.items()},
+            "rfd": rec.pop("fd"),
+            **{f"recon_{k}": v for k, v in rec.items()},
+        },
+    )

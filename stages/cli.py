@@ -13,7 +13,6 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,8 +24,19 @@ from vqgen.data.folder import FolderError
 from vqgen.data.tokens import ShardError
 from vqgen.evaluate import WeightsError
 
-STAGES = ("download", "prepare", "train_vqvae", "encode", "train_ar", "train_diffusion",
-          "train_evaluator", "sample_ar", "sample_diffusion", "baselines", "report")
+STAGES = (
+    "download",
+    "prepare",
+    "train_vqvae",
+    "encode",
+    "train_ar",
+    "train_diffusion",
+    "train_evaluator",
+    "sample_ar",
+    "sample_diffusion",
+    "baselines",
+    "report",
+)
 DISK_ERRORS = {  # errno of a file that cannot be written -> what to do about it
     errno.EACCES: "give this user write access to it, or run from a copy of the project you own",
     errno.EPERM: "give this user write access to it, or run from a copy of the project you own",
@@ -36,11 +46,24 @@ DISK_ERRORS = {  # errno of a file that cannot be written -> what to do about it
 }
 READ_LOG = "VQGEN_PARAMS_READ"  # names a file each stage appends the params.yaml keys it read to (for tests)
 RUNTIME = ("compute",)  # how to run, not what to compute: not a DVC dependency
-USER_ERRORS = (config.ConfigError, LayoutError, FetchError, FolderError, ShardError, FileNotFoundError,
-               FloatingPointError, WeightsError, CheckpointError)
+USER_ERRORS = (
+    config.ConfigError,
+    LayoutError,
+    FetchError,
+    FolderError,
+    ShardError,
+    FileNotFoundError,
+    FloatingPointError,
+    WeightsError,
+    CheckpointError,
+)
 
-app = typer.Typer(help=__doc__.split("\n\n")[0] + " Run them all, in order, with `dvc repro`.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help=__doc__.split("\n\n")[0] + " Run them all, in order, with `dvc repro`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 
 def _current_params() -> config.Params:
@@ -84,15 +107,28 @@ def _noting_reads(p: config.Params) -> set[str]:
 def _command(name: str, module):
     keys = stage_keys(module) + config.keys(RUNTIME)
     shown = _current_params()
-    params = [inspect.Parameter("params_file", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
-                                default=typer.Option(Path("params.yaml"), "--params", help="parameter file"))]
+    params = [
+        inspect.Parameter(
+            "params_file",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Path,
+            default=typer.Option(Path("params.yaml"), "--params", help="parameter file"),
+        )
+    ]
     for key in keys:
         section, field = key.split(".")
         kind = config.field_type(config.SECTIONS[section], field)
-        option = typer.Option(None, f"--{key}", help=_help(key),
-                              show_default=str(getattr(getattr(shown, section), field)))
-        params.append(inspect.Parameter(key.replace(".", "__"), inspect.Parameter.KEYWORD_ONLY,
-                                        annotation=Optional[kind], default=option))
+        option = typer.Option(
+            None, f"--{key}", help=_help(key), show_default=str(getattr(getattr(shown, section), field))
+        )
+        params.append(
+            inspect.Parameter(
+                key.replace(".", "__"),
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=kind | None,
+                default=option,
+            )
+        )
 
     def command(**kwargs) -> None:
         try:
@@ -108,13 +144,15 @@ def _command(name: str, module):
                     log.write(json.dumps({"stage": name, "read": sorted(read)}) + "\n")
         except USER_ERRORS as e:
             typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
         except OSError as e:
             if e.errno not in DISK_ERRORS:
                 raise
-            typer.echo(f"error: {e.filename or 'a file'} could not be written ({e.strerror}); {DISK_ERRORS[e.errno]}.",
-                       err=True)
-            raise typer.Exit(1)
+            typer.echo(
+                f"error: {e.filename or 'a file'} could not be written ({e.strerror}); {DISK_ERRORS[e.errno]}.",
+                err=True,
+            )
+            raise typer.Exit(1) from None
 
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = {p.name: p.annotation for p in params}

@@ -7,8 +7,8 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -33,8 +33,14 @@ METRICS = Path("metrics")
 @contextlib.contextmanager
 def progress(total: int, description: str) -> Iterator:
     """A rich progress bar (silent when stderr is not a terminal); yields `advance(n=1, **fields)`."""
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    ]
     with Progress(*columns, disable=not sys.stderr.isatty(), transient=False) as bar:
         task = bar.add_task(description, total=total, info="")
 
@@ -73,12 +79,16 @@ def live(stage: str, total: int, description: str, shown: str = "loss", every: i
 
     directory = Path("dvclive") / stage
     shutil.rmtree(directory, ignore_errors=True)
-    with Live(str(directory), dvcyaml=None, save_dvc_exp=False, report=None) as lv, \
-            progress(total, description) as advance:
+    with (
+        Live(str(directory), dvcyaml=None, save_dvc_exp=False, report=None) as lv,
+        progress(total, description) as advance,
+    ):
+
         def on_step(it: int, metrics: dict[str, float]) -> None:
             if it % every == 0:
                 lv.step = it
                 for key, value in metrics.items():
                     lv.log_metric(f"train/{key}", value, plot=True)
             advance(info=f"{shown} {metrics[shown]:.4f}")
+
         yield on_step

@@ -7,32 +7,43 @@ import warnings
 
 import typer
 
+from stages import common
 from vqgen.config import Params
 from vqgen.data import celeba, celeba_fetch, folder, synthetic
 
-from stages import common
-
-PARAMS = ("data.source", "data.synthetic_count", "data.seed", "data.celeba_dir", "data.folder",
-          "data.min_size", "data.val_fraction", "data.test_fraction")
+PARAMS = (
+    "data.source",
+    "data.synthetic_count",
+    "data.seed",
+    "data.celeba_dir",
+    "data.folder",
+    "data.min_size",
+    "data.val_fraction",
+    "data.test_fraction",
+)
 
 
 def run(p: Params) -> None:
     d = p.data
     if d.source == "synthetic":
         with common.progress(d.synthetic_count, "drawing faces") as advance:
-            synthetic.write_synthetic(common.RAW, d.synthetic_count, d.seed, workers=common.workers(p),
-                                      progress=advance)
+            synthetic.write_synthetic(
+                common.RAW, d.synthetic_count, d.seed, workers=common.workers(p), progress=advance
+            )
     elif d.source == "celeba":
-        with common.progress(celeba.IMAGE_COUNT, "placing CelebA images") as advance, \
-                warnings.catch_warnings(record=True) as caught:
+        with (
+            common.progress(celeba.IMAGE_COUNT, "placing CelebA images") as advance,
+            warnings.catch_warnings(record=True) as caught,
+        ):
             warnings.simplefilter("always", celeba_fetch.FetchWarning)
             celeba_fetch.fetch(common.RAW, d.celeba_dir or None, progress=advance)
         for warning in caught:
             typer.echo(f"warning: {warning.message}", err=True)
     else:
         with common.progress(None, f"checking images in {d.folder}") as advance:
-            scan = folder.scan(d.folder, d.min_size, d.val_fraction, d.test_fraction,
-                               workers=common.workers(p), progress=advance)
+            scan = folder.scan(
+                d.folder, d.min_size, d.val_fraction, d.test_fraction, workers=common.workers(p), progress=advance
+            )
         for line in folder.warnings(scan):
             typer.echo(f"warning: {line}", err=True)
         folder.check_splits(scan, d.val_fraction, d.test_fraction)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from stages import common
 from vqgen import checkpoint
 from vqgen.config import Params
 from vqgen.data import images, tokens
 from vqgen.files import building
 from vqgen.models import vqvae
-
-from stages import common
 
 PARAMS = ("encode",)
 
@@ -31,5 +30,13 @@ def run(p: Params) -> None:
                     advance(len(grids[-1]))
             h = w = data.shape[1] // model.cfg.downsample
             grid = np.concatenate(grids) if grids else np.zeros((0, h, w), np.int64)
-            tokens.write_shards(tmp, split, grid, data.attributes, data.source_index,
-                                model.cfg.codebook_size, tokenizer, p.encode.shard_size)
+            tokens.write_shards(
+                tmp,
+                split,
+                grid,
+                data.attributes,
+                data.source_index,
+                model.cfg.codebook_size,
+                tokenizer,
+                p.encode.shard_size,
+            )

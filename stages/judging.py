@@ -7,14 +7,13 @@ import h5py
 import numpy as np
 import torch
 
+from stages import common
 from vqgen import checkpoint, evaluate
 from vqgen.config import ConfigError, Params
-from vqgen.files import writing
 from vqgen.data import images
+from vqgen.files import writing
 from vqgen.models import vqvae
 from vqgen.models.evaluator import Evaluator, EvaluatorConfig
-
-from stages import common
 
 PARAMS = ("evaluate.num_samples", "evaluate.k", "evaluate.inception_weights")
 
@@ -29,8 +28,9 @@ def decode(model: vqvae.VQVAE, grids: torch.Tensor, batch_size: int = 256) -> np
     dev = next(model.parameters()).device
     undecided = (grids < 0).cpu().numpy()
     grids = grids.clamp_min(0)
-    out = np.concatenate([images.to_uint8(model.decode(grids[i:i + batch_size].to(dev)))
-                          for i in range(0, len(grids), batch_size)])
+    out = np.concatenate(
+        [images.to_uint8(model.decode(grids[i : i + batch_size].to(dev))) for i in range(0, len(grids), batch_size)]
+    )
     if undecided.any():
         f = out.shape[1] // grids.shape[1]
         out[undecided.repeat(f, 1).repeat(f, 2)] = 128
@@ -46,17 +46,19 @@ class Judge:
         self.n, self.k = p.evaluate.num_samples, p.evaluate.k
         test = images.Split(common.IMAGES, "test")
         if len(test) < self.n:
-            raise ConfigError(f"evaluate.num_samples is {self.n} but the test split holds {len(test)} images; "
-                              f"use at most {len(test)}, or more data.")
+            raise ConfigError(
+                f"evaluate.num_samples is {self.n} but the test split holds {len(test)} images; "
+                f"use at most {len(test)}, or more data."
+            )
         self.model = checkpoint.load(common.EVALUATOR, Evaluator, EvaluatorConfig, dev)[0]
         self.real = self.view(test)
 
     def view(self, imgs) -> dict[str, np.ndarray]:
         """The judge's view of the first `evaluate.num_samples` images of an array or Split: evaluator
         features and attribute frequencies, and Inception features where the weights are on disk."""
-        out = evaluate.judge(self.model, images.batched(imgs[:self.n]))
+        out = evaluate.judge(self.model, images.batched(imgs[: self.n]))
         if self.inception:
-            out["inception"] = self.inception(images.batched(imgs[:self.n], 64))
+            out["inception"] = self.inception(images.batched(imgs[: self.n], 64))
         return out
 
     def measure(self, imgs) -> dict[str, float]:

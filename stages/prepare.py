@@ -8,10 +8,9 @@ import time
 import numpy as np
 import typer
 
+from stages import common
 from vqgen.config import Params
 from vqgen.data import celeba, folder, images
-
-from stages import common
 
 PARAMS = ("data.source", "data.crop_size", "data.image_size")
 MINIMUM = (1, 2, 2)  # images each split needs at least: train, val, test
@@ -30,9 +29,18 @@ def run(p: Params) -> None:
         load = functools.partial(images.load_face, crop=d.crop_size, size=d.image_size)
     start = time.perf_counter()
     with common.progress(len(paths), "resizing images") as advance:
-        failed = images.build_store(common.IMAGES, paths, attrs, names, split, load, d.image_size,
-                                    workers=common.workers(p), progress=advance,
-                                    check=functools.partial(_check, paths, split))
+        failed = images.build_store(
+            common.IMAGES,
+            paths,
+            attrs,
+            names,
+            split,
+            load,
+            d.image_size,
+            workers=common.workers(p),
+            progress=advance,
+            check=functools.partial(_check, paths, split),
+        )
     split, attrs = np.delete(split, list(failed)), np.delete(attrs, list(failed), axis=0)
     counts["used"] -= len(failed)
     missing = sum(why == "missing" for why in failed.values())
@@ -43,20 +51,34 @@ def run(p: Params) -> None:
     per_split = {f"{name}_images": int((split == i).sum()) for i, name in enumerate(images.SPLITS)}
     skipped = {f"skipped_{r}": counts.get(f"skipped_{r}", 0) for r in (*folder.REASONS, "missing")}
     freq = {f"attr_{name}": float(attrs[:, i].mean()) for i, name in enumerate(names)}
-    common.write_metrics("data", {"found": counts["found"], "used": counts["used"],
-                                  "duplicates": counts.get("duplicates", 0), **per_split, **skipped, **freq})
-
+    common.write_metrics(
+        "data",
+        {
+            "found": counts["found"],
+            "used": counts["used"],
+            "duplicates": counts.get("duplicates", 0),
+            **per_split,
+            **skipped,
+            **freq,
+        },
+    )
 
 
 def _check(paths: list, split: np.ndarray, failed: dict[int, str]) -> None:
     """Name the images that do not decode; stop if they leave a split too small to train or measure on."""
-    for line in folder.skip_lines([(str(paths[i]), "missing" if why == "missing" else "unreadable",
-                                    None if why == "missing" else why) for i, why in failed.items()]):
+    for line in folder.skip_lines(
+        [
+            (str(paths[i]), "missing" if why == "missing" else "unreadable", None if why == "missing" else why)
+            for i, why in failed.items()
+        ]
+    ):
         typer.echo(f"warning: {line}", err=True)
     left = np.delete(split, list(failed))
     for index, (name, least) in enumerate(zip(images.SPLITS, MINIMUM)):
         count = int((left == index).sum())
         if count < least:
-            raise celeba.LayoutError(f"after leaving out {len(failed)} images that are missing or do not decode, the {name} split "
-                                     f"holds {count} images, fewer than {least}; replace the damaged files in "
-                                     f"{common.RAW}, or use more data.")
+            raise celeba.LayoutError(
+                f"after leaving out {len(failed)} images that are missing or do not decode, the {name} split "
+                f"holds {count} images, fewer than {least}; replace the damaged files in "
+                f"{common.RAW}, or use more data."
+            )

@@ -6,12 +6,11 @@ import math
 
 import torch
 
+from stages import common
 from vqgen import checkpoint, train
 from vqgen.config import Params
 from vqgen.data import tokens
 from vqgen.priors import PRIORS
-
-from stages import common
 
 TRAINING_KEYS = ("n_layer", "n_head", "n_embd", "dropout", "max_iters", "batch_size", "lr", "weight_decay", "seed")
 
@@ -30,24 +29,29 @@ def run(p: Params, section: str, prior_name: str, options: dict | None = None) -
     dev = common.device(p, s.seed)
     data, k = load_split("train")
     val, _ = load_split("val")
-    prior = PRIORS[prior_name].create(k, tuple(data.shape[1:]), options, n_layer=s.n_layer, n_head=s.n_head,
-                                      n_embd=s.n_embd, dropout=s.dropout)
+    prior = PRIORS[prior_name].create(
+        k, tuple(data.shape[1:]), options, n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd, dropout=s.dropout
+    )
     model = prior.model.to(dev)
     opt = train.adamw(model, s.lr, s.weight_decay)
     stream = train.batches(data, s.batch_size, torch.Generator().manual_seed(s.seed))
 
     with common.live(f"train_{section}", s.max_iters, f"training {prior_name} prior") as on_step:
-        last = train.fit(lambda it: {"loss": prior.loss(next(stream).to(dev))}, [("loss", opt)],
-                         s.max_iters, s.lr, on_step=on_step)
+        last = train.fit(
+            lambda it: {"loss": prior.loss(next(stream).to(dev))}, [("loss", opt)], s.max_iters, s.lr, on_step=on_step
+        )
 
     model.eval()
     with torch.no_grad():  # diffusion losses are random: fix their noise so runs compare
         state = torch.random.get_rng_state()
         torch.manual_seed(1234)
-        val_loss = sum(float(prior.loss(val[i:i + 256].to(dev))) * len(val[i:i + 256])
-                       for i in range(0, len(val), 256)) / max(1, len(val))
+        val_loss = sum(
+            float(prior.loss(val[i : i + 256].to(dev))) * len(val[i : i + 256]) for i in range(0, len(val), 256)
+        ) / max(1, len(val))
         torch.random.set_rng_state(state)
-    common.write_metrics(section, {"val_loss": val_loss, "val_bits_per_token": val_loss / math.log(2),
-                                   "train_loss": last["loss"]})
-    checkpoint.save(common.MODELS[section], model, model.cfg, **prior.metadata(),
-                    tokenizer=checkpoint.sha256(common.VQVAE))
+    common.write_metrics(
+        section, {"val_loss": val_loss, "val_bits_per_token": val_loss / math.log(2), "train_loss": last["loss"]}
+    )
+    checkpoint.save(
+        common.MODELS[section], model, model.cfg, **prior.metadata(), tokenizer=checkpoint.sha256(common.VQVAE)
+    )

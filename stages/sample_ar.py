@@ -3,9 +3,8 @@ first token rows (half, quarter, first token), timings and the judge's measures.
 
 from __future__ import annotations
 
-from vqgen.config import Params
-
 from stages import judging, sampling
+from vqgen.config import Params
 
 PARAMS = ("ar.temperature", "ar.top_k", "sample", *judging.PARAMS)
 

@@ -5,12 +5,17 @@ and the judge's measures."""
 
 from __future__ import annotations
 
+from stages import judging, sampling
 from vqgen.config import Params
 
-from stages import judging, sampling
-
-PARAMS = ("diffusion.temperature", "diffusion.steps", "diffusion.tolerance", "diffusion.confidence_noise", "sample",
-          *judging.PARAMS)
+PARAMS = (
+    "diffusion.temperature",
+    "diffusion.steps",
+    "diffusion.tolerance",
+    "diffusion.confidence_noise",
+    "sample",
+    *judging.PARAMS,
+)
 
 
 def run(p: Params) -> None:

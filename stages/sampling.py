@@ -10,13 +10,12 @@ import time
 import numpy as np
 import torch
 
+from stages import common, judging
 from vqgen import checkpoint, render
 from vqgen.config import Params
 from vqgen.data import tokens
 from vqgen.models.transformer import Transformer, TransformerConfig
 from vqgen.priors import Draw, Prior, prefix_mask, restore
-
-from stages import common, judging
 
 FRONTIER_STEPS = (4, 8, 12, 16, 32)
 STRIP_TEMPERATURES = (0.7, 1.2)  # the blog's Figs 5 and 6: a low and a high temperature
@@ -31,7 +30,8 @@ def load_prior(section: str, dev: torch.device) -> Prior:
     if meta.get("tokenizer") != tokenizer:
         raise checkpoint.CheckpointError(
             f"{path} was trained on the tokens of tokenizer {str(meta.get('tokenizer'))[:12]}, not of the one in use "
-            f"({tokenizer[:12]}); run `vqgen train_{section}` again.")
+            f"({tokenizer[:12]}); run `vqgen train_{section}` again."
+        )
     return restore(model, meta)
 
 
@@ -39,8 +39,11 @@ def completions_from_rows(grid: tuple[int, int]) -> list[tuple[str, int, str]]:
     """(name, tokens given, caption) of the completions from the first half, quarter of the rows and the first token."""
     h, w = grid
     half, quarter = max(1, h // 2), max(1, h // 4)  # at least one row on small grids
-    return [("half", half * w, f"first {half} of {h} token rows"), ("quarter", quarter * w, f"first {quarter} of {h} token rows"),
-            ("first_token", 1, "first token only")]
+    return [
+        ("half", half * w, f"first {half} of {h} token rows"),
+        ("quarter", quarter * w, f"first {quarter} of {h} token rows"),
+        ("first_token", 1, "first token only"),
+    ]
 
 
 def draw_all(prior: Prior, n: int, batch_size: int, settings: dict, seed: int, label: str) -> tuple[Draw, float]:
@@ -73,8 +76,12 @@ def inpainting_masks(grid: tuple[int, int], n: int, seed: int) -> dict[str, torc
     box = (rows >= h // 4) & (rows < h - h // 4) & (cols >= w // 4) & (cols < w - w // 4)
     scores = torch.rand(n, h * w, generator=torch.Generator().manual_seed(seed))
     random = (scores.argsort(1).argsort(1) < round(0.25 * h * w)).view(n, h, w)
-    masks = {"bottom half masked": rows < h // 2, "left half masked": cols >= w // 2,
-             "centre box masked": ~box, "random 75% masked": random}
+    masks = {
+        "bottom half masked": rows < h // 2,
+        "left half masked": cols >= w // 2,
+        "centre box masked": ~box,
+        "random 75% masked": random,
+    }
     return {name: m.expand(n, h, w) for name, m in masks.items()}
 
 
@@ -88,8 +95,11 @@ def measure(prior: Prior, vq, judge: judging.Judge, settings: dict, p: Params) -
         label = f"sampling {prior.name} prior" + ("" if steps is None else f", {steps} steps")
         result, seconds = draw_all(prior, p.evaluate.num_samples, p.sample.batch_size, at, p.sample.seed, label)
         decoded = judging.decode(vq, result.tokens)
-        runs[steps] = (result, decoded, {**judge.measure(decoded), "seconds_per_image": seconds,
-                                         "mean_steps": float(result.steps.float().mean())})
+        runs[steps] = (
+            result,
+            decoded,
+            {**judge.measure(decoded), "seconds_per_image": seconds, "mean_steps": float(result.steps.float().mean())},
+        )
     return runs
 
 
@@ -100,18 +110,38 @@ def diffusion_figures(prior: Prior, vq, section: str, settings: dict, test: torc
     rows = []
     for name, known in inpainting_masks(prior.grid, shown, seed).items():
         done = prior.sample(given=test, known=known, generator=gen, **settings)
-        rows.append([(f"{name}: given", judging.decode(vq, test.masked_fill(~known, -1))),
-                     ("completions", judging.decode(vq, done.tokens)), ("VQ-VAE reconstructions", recon)])
-    render.panels(common.FIGURES / f"{section}_inpainting.png", rows, cols=3,
-                  title=f"Inpainting by the {prior.name} diffusion prior")
+        rows.append(
+            [
+                (f"{name}: given", judging.decode(vq, test.masked_fill(~known, -1))),
+                ("completions", judging.decode(vq, done.tokens)),
+                ("VQ-VAE reconstructions", recon),
+            ]
+        )
+    render.panels(
+        common.FIGURES / f"{section}_inpainting.png",
+        rows,
+        cols=3,
+        title=f"Inpainting by the {prior.name} diffusion prior",
+    )
     strips = []
     for temperature in STRIP_TEMPERATURES:
-        way = prior.sample(6, generator=torch.Generator(device=dev).manual_seed(seed), trajectory=True,
-                           **{**settings, "temperature": temperature})
-        strips.append((f"temperature {temperature}: {float(way.steps.float().mean()):.0f} steps",
-                       render.strip_image([judging.decode(vq, x) for x in way.trajectory])))
-    render.side_by_side(common.FIGURES / f"{section}_strip.png", [strips],
-                        title="Reverse diffusion, from the start (left) to samples (right)")
+        way = prior.sample(
+            6,
+            generator=torch.Generator(device=dev).manual_seed(seed),
+            trajectory=True,
+            **{**settings, "temperature": temperature},
+        )
+        strips.append(
+            (
+                f"temperature {temperature}: {float(way.steps.float().mean()):.0f} steps",
+                render.strip_image([judging.decode(vq, x) for x in way.trajectory]),
+            )
+        )
+    render.side_by_side(
+        common.FIGURES / f"{section}_strip.png",
+        [strips],
+        title="Reverse diffusion, from the start (left) to samples (right)",
+    )
     way = prior.sample(16, generator=torch.Generator(device=dev).manual_seed(seed), trajectory=True, **settings)
     render.gif(common.FIGURES / f"{section}.gif", [judging.decode(vq, x) for x in render.pick(way.trajectory, 60)])
 
@@ -128,9 +158,19 @@ def run(p: Params, section: str) -> None:
     result, decoded, measured = runs[settings.get("steps")]
     measured["seconds_per_image_batch1"] = latency(prior, settings, s.seed)
     render.save_image(common.FIGURES / f"{section}_samples.png", render.grid(decoded[:36], 6, scale=2))
-    common.write_json(common.METRICS / "frontier" / f"{section}.json",
-                      [{"prior": prior.name, "steps": steps or m["mean_steps"], "mean_steps": m["mean_steps"],
-                        "fd": m["fd"], "seconds_per_image": m["seconds_per_image"]} for steps, (_, _, m) in runs.items()])
+    common.write_json(
+        common.METRICS / "frontier" / f"{section}.json",
+        [
+            {
+                "prior": prior.name,
+                "steps": steps or m["mean_steps"],
+                "mean_steps": m["mean_steps"],
+                "fd": m["fd"],
+                "seconds_per_image": m["seconds_per_image"],
+            }
+            for steps, (_, _, m) in runs.items()
+        ],
+    )
 
     shards = tokens.read_shards(common.TOKENS, "test", vq.cfg.codebook_size, checkpoint.sha256(common.VQVAE))
     test = torch.from_numpy(shards["tokens"][:SHOWN].astype(np.int64))
@@ -140,11 +180,22 @@ def run(p: Params, section: str) -> None:
     for name, keep, label in completions_from_rows(prior.grid):
         done = prior.sample(given=test, known=prefix_mask(len(test), prior.grid, keep), generator=gen, **settings)
         completions[name] = judging.decode(vq, done.tokens)
-        render.panels(common.FIGURES / f"{section}_completion_{name}.png",
-                      [[("transformer completions", completions[name]), ("VQ-VAE reconstructions", recon)]],
-                      cols=3, title=f"Completion from the {label}")
+        render.panels(
+            common.FIGURES / f"{section}_completion_{name}.png",
+            [[("transformer completions", completions[name]), ("VQ-VAE reconstructions", recon)]],
+            cols=3,
+            title=f"Completion from the {label}",
+        )
     if not prior.causal:
         diffusion_figures(prior, vq, section, settings, test, recon, s.seed)
-    judging.save_samples(section, {"tokens": result.tokens.numpy(), "images": decoded, "steps": result.steps.numpy(),
-                                   "reconstructions": recon, **{f"completion_{k}": v for k, v in completions.items()}})
+    judging.save_samples(
+        section,
+        {
+            "tokens": result.tokens.numpy(),
+            "images": decoded,
+            "steps": result.steps.numpy(),
+            "reconstructions": recon,
+            **{f"completion_{k}": v for k, v in completions.items()},
+        },
+    )
     common.write_metrics(f"sample_{section}", measured)

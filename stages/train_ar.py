@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from vqgen.config import Params
-
 from stages import prior_training
+from vqgen.config import Params
 
 PARAMS = tuple(f"ar.{k}" for k in prior_training.TRAINING_KEYS)
 

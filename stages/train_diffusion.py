@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from vqgen.config import Params
-
 from stages import prior_training
+from vqgen.config import Params
 
 PARAMS = ("diffusion.process", *(f"diffusion.{k}" for k in prior_training.TRAINING_KEYS), "diffusion.extra_noise")
 

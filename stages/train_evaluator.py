@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import torch
 
+from stages import common
 from vqgen import checkpoint, train
 from vqgen.config import Params
 from vqgen.data import images
 from vqgen.models import evaluator
 from vqgen.models.evaluator import Evaluator, EvaluatorConfig, augment, rotate
-
-from stages import common
 
 PARAMS = ("evaluate.width", "evaluate.max_iters", "evaluate.batch_size", "evaluate.lr", "evaluate.seed")
 

@@ -5,20 +5,26 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from stages import common
 from vqgen import checkpoint, evaluate, render, train
 from vqgen.config import Params
 from vqgen.data import images
 from vqgen.models import vqvae
-
-from stages import common
 
 PARAMS = ("data.image_size", "vqvae")
 
 
 def config(p: Params) -> vqvae.VQVAEConfig:
     v = p.vqvae
-    return vqvae.VQVAEConfig(channels=v.channels, downsample=v.downsample, res_blocks=v.res_blocks,
-                             codebook_size=v.codebook_size, code_dim=v.code_dim, beta=v.beta, ema_decay=v.ema_decay)
+    return vqvae.VQVAEConfig(
+        channels=v.channels,
+        downsample=v.downsample,
+        res_blocks=v.res_blocks,
+        codebook_size=v.codebook_size,
+        code_dim=v.code_dim,
+        beta=v.beta,
+        ema_decay=v.ema_decay,
+    )
 
 
 def run(p: Params) -> None:
@@ -48,7 +54,9 @@ def run(p: Params) -> None:
         tokens.append(idx.cpu().numpy())
         first = recon[:32] if first is None else first
     n = len(val)
-    common.write_metrics("vqvae", {"val_mse": mse / n, "val_psnr": psnr / n,
-                                   **evaluate.codebook_usage(np.concatenate(tokens), v.codebook_size)})
+    common.write_metrics(
+        "vqvae",
+        {"val_mse": mse / n, "val_psnr": psnr / n, **evaluate.codebook_usage(np.concatenate(tokens), v.codebook_size)},
+    )
     checkpoint.save(common.VQVAE, model, model.cfg, image_size=p.data.image_size)
     render.pairs(common.FIGURES / "reconstructions.png", val[:32], images.to_uint8(first))

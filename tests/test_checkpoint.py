@@ -66,7 +66,6 @@ def test_a_file_that_is_not_our_checkpoint_is_one_sentence(tmp_path, content):
 
 def test_sampling_refuses_a_prior_trained_on_another_tokenizers_tokens(tmp_path, monkeypatch):
     from stages import common, sampling
-
     from vqgen.priors import PRIORS
 
     monkeypatch.chdir(tmp_path)
@@ -76,9 +75,17 @@ def test_sampling_refuses_a_prior_trained_on_another_tokenizers_tokens(tmp_path,
     for tokenizer in ("0" * 64, None):
         extra = {} if tokenizer is None else {"tokenizer": tokenizer}  # None: written before the sha was recorded
         checkpoint.save(common.MODELS["diffusion"], prior.model, prior.model.cfg, **prior.metadata(), **extra)
-        with pytest.raises(checkpoint.CheckpointError, match=r"diffusion.safetensors was trained on the tokens of "
-                           r"tokenizer (000000000000|None), not of the one in use \(\w{12}\); run `vqgen train_diffusion`"):
+        with pytest.raises(
+            checkpoint.CheckpointError,
+            match=r"diffusion.safetensors was trained on the tokens of "
+            r"tokenizer (000000000000|None), not of the one in use \(\w{12}\); run `vqgen train_diffusion`",
+        ):
             sampling.load_prior("diffusion", torch.device("cpu"))
-    checkpoint.save(common.MODELS["diffusion"], prior.model, prior.model.cfg, **prior.metadata(),
-                    tokenizer=checkpoint.sha256(common.VQVAE))
+    checkpoint.save(
+        common.MODELS["diffusion"],
+        prior.model,
+        prior.model.cfg,
+        **prior.metadata(),
+        tokenizer=checkpoint.sha256(common.VQVAE),
+    )
     assert type(sampling.load_prior("diffusion", torch.device("cpu"))) is type(prior)

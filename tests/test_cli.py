@@ -13,8 +13,9 @@ VQGEN = [sys.executable, "-c", "from stages.cli import app; app()"]
 
 
 def vqgen(*args, cwd, **env):
-    return subprocess.run([*VQGEN, *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", **env})
+    return subprocess.run(
+        [*VQGEN, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", **env}
+    )
 
 
 @pytest.fixture
@@ -33,13 +34,20 @@ def test_help_lists_every_stage_of_the_pipeline(project):
     import yaml
 
     pipeline = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
-    listed = [line.split()[1] for line in vqgen("--help", cwd=project).stdout.splitlines()
-              if line.startswith("│ ") and len(line.split()) > 1 and line.split()[1] in pipeline]
+    listed = [
+        line.split()[1]
+        for line in vqgen("--help", cwd=project).stdout.splitlines()
+        if line.startswith("│ ") and len(line.split()) > 1 and line.split()[1] in pipeline
+    ]
     assert sorted(listed) == sorted(pipeline) and len(pipeline) >= 10
 
 
 def test_stage_help_shows_defaults_from_params_yaml(project):
-    text = (project / "params.yaml").read_text().replace("temperature: 1.0\n  extra_noise", "temperature: 0.55\n  extra_noise")
+    text = (
+        (project / "params.yaml")
+        .read_text()
+        .replace("temperature: 1.0\n  extra_noise", "temperature: 0.55\n  extra_noise")
+    )
     (project / "params.yaml").write_text(text)
     out = vqgen("sample_diffusion", "--help", cwd=project).stdout
     assert "--diffusion.temperature" in out and "0.55" in out
@@ -122,12 +130,17 @@ def test_a_planted_pickle_in_place_of_inception_weights_never_runs(project, tmp_
     marker = tmp_path / "pwned"
     cached = plant(tmp_path / "torch" / "hub" / "checkpoints" / evaluate.FIDELITY_WEIGHTS, marker)
     given = plant(tmp_path / "weights.pth", marker)
-    for args, env in (((), {"TORCH_HOME": str(tmp_path / "torch")}), (("--evaluate.inception_weights", str(given)), {})):
+    for args, env in (
+        ((), {"TORCH_HOME": str(tmp_path / "torch")}),
+        (("--evaluate.inception_weights", str(given)), {}),
+    ):
         r = vqgen(stage, *args, cwd=project, **env)
         assert r.returncode == 1 and "Traceback" not in r.stderr
-        assert r.stderr.strip().splitlines() == [f"error: {given if args else cached} is not a tensor-only Inception-v3 "
-                                                 "weights file (UnpicklingError); delete it, or replace it with the "
-                                                 "published weights."]
+        assert r.stderr.strip().splitlines() == [
+            f"error: {given if args else cached} is not a tensor-only Inception-v3 "
+            "weights file (UnpicklingError); delete it, or replace it with the "
+            "published weights."
+        ]
         assert not marker.exists()
 
 
@@ -138,12 +151,12 @@ def test_more_samples_than_test_images_is_refused_before_any_work(project, stage
     from vqgen.data import images
 
     store = images.ImageStoreWriter(project / "data/images.h5", 30, 16, ["Male"])
-    store.append(np.zeros((30, 16, 16, 3), np.uint8), np.ones((30, 1)), np.repeat([0, 1, 2], [20, 5, 5]),
-                 np.arange(30))
+    store.append(np.zeros((30, 16, 16, 3), np.uint8), np.ones((30, 1)), np.repeat([0, 1, 2], [20, 5, 5]), np.arange(30))
     store.close()
     r = vqgen(stage, "--evaluate.num_samples", "12", cwd=project)
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [
-        "error: evaluate.num_samples is 12 but the test split holds 5 images; use at most 5, or more data."]
+        "error: evaluate.num_samples is 12 but the test split holds 5 images; use at most 5, or more data."
+    ]
     assert sorted(p.name for p in project.iterdir()) == ["data", "params.yaml"]
 
 
@@ -159,14 +172,20 @@ def test_celeba_images_that_do_not_decode_are_skipped_named_and_counted(project)
     (faces / "000002.jpg").write_bytes(b"")
     (faces / "000005.jpg").write_text("<!DOCTYPE html><html>quota exceeded</html>")
     whole = (faces / "000007.jpg").read_bytes()
-    (faces / "000007.jpg").write_bytes(whole[:len(whole) // 3])
+    (faces / "000007.jpg").write_bytes(whole[: len(whole) // 3])
     (faces / "000009.jpg").unlink()
     r = vqgen("prepare", "--compute.workers", "2", cwd=project)
     assert r.returncode == 0, r.stderr
     warned = [line for line in r.stderr.splitlines() if line.startswith("warning: skipped")]
-    assert warned == [f"warning: skipped {Path('data/raw/img_align_celeba') / name}: {why}" for name, why in
-                      (("000002.jpg", "unreadable (empty file)"), ("000005.jpg", "unreadable (not a recognised image "
-                       "format)"), ("000007.jpg", "unreadable (truncated)"), ("000009.jpg", "missing"))]
+    assert warned == [
+        f"warning: skipped {Path('data/raw/img_align_celeba') / name}: {why}"
+        for name, why in (
+            ("000002.jpg", "unreadable (empty file)"),
+            ("000005.jpg", "unreadable (not a recognised image format)"),
+            ("000007.jpg", "unreadable (truncated)"),
+            ("000009.jpg", "missing"),
+        )
+    ]
     data = json.loads((project / "metrics/data.json").read_text())
     assert (data["found"], data["used"], data["skipped_unreadable"], data["skipped_missing"]) == (100, 96, 3, 1)
     assert data["train_images"] + data["val_images"] + data["test_images"] == 96
@@ -187,8 +206,14 @@ def test_celeba_images_that_leave_a_split_too_small_stop_prepare(project):
         (raw / "img_align_celeba" / name).write_bytes(b"")
     r = vqgen("prepare", "--compute.workers", "1", cwd=project)
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines()[-1].startswith(
-        f"error: after leaving out {(part['split'] == 2).sum()} images that are missing or do not decode, the test split holds 0 images")
+    assert (
+        r.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"error: after leaving out {(part['split'] == 2).sum()} images that are missing or do not decode, "
+            "the test split holds 0 images"
+        )
+    )
     assert not (project / "data/images.h5").exists() and not list((project / "data").glob(".*tmp*"))
 
 
@@ -247,5 +272,6 @@ def test_a_synthetic_set_too_small_for_the_judge_is_refused_before_any_work(proj
     r = vqgen("download", "--data.synthetic_count", "1000", cwd=project)
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [
         "error: data.synthetic_count is 1000, which leaves 98 val and 99 test images; use at least 4055 for "
-        "evaluate.num_samples (400), or lower evaluate.num_samples."]
+        "evaluate.num_samples (400), or lower evaluate.num_samples."
+    ]
     assert sorted(p.name for p in project.iterdir()) == ["params.yaml"]

@@ -19,33 +19,36 @@ def test_params_yaml_is_complete_and_valid():
     assert p.data.source == "synthetic"
 
 
-@pytest.mark.parametrize("raw,message", [
-    ({"colour": {}}, "unknown section 'colour'"),
-    ({"ar": {"lr_max": 1}}, "'ar.lr_max' is not a parameter"),
-    ({"ar": {"lr": "fast"}}, "ar.lr is 'fast'; use a value of type float"),
-    ({"data": {"source": "imagenet"}}, "data.source is 'imagenet'; use one of synthetic, celeba, folder"),
-    ({"data": {"image_size": 60}}, "data.image_size is 60; use a multiple of vqvae.downsample (8)"),
-    ({"vqvae": {"downsample": 6}}, "vqvae.downsample is 6; use a power of two"),
-    ({"diffusion": {"temperature": 0}}, "diffusion.temperature is 0.0; use a positive number"),
-    ({"ar": {"temperature": -1.0}}, "ar.temperature is -1.0; use a positive number"),
-    ({"ar": {"n_embd": 100, "n_head": 3}}, "ar.n_embd is 100; use a multiple of ar.n_head (3)"),
-    ({"ar": {"seed": -1}}, "ar.seed is -1; use 0 up to 4294967295."),
-    ({"sample": {"seed": 2**32}}, "sample.seed is 4294967296; use 0 up to 4294967295."),
-    ({"data": {"seed": 2**40}}, "data.seed is 1099511627776; use 0 up to 4294967295."),
-    ({"compute": {"device": "cudaXYZ"}}, "compute.device is 'cudaXYZ'; use auto, cpu, cuda, cuda:N or mps."),
-    ({"compute": {"device": "cuda:x"}}, "compute.device is 'cuda:x'"),
-    ({"diffusion": {"temperature": float("nan")}}, "diffusion.temperature is nan; use a finite number."),
-    ({"ar": {"lr": float("inf")}}, "ar.lr is inf; use a finite number."),
-    ({"vqvae": {"beta": float("-inf")}}, "vqvae.beta is -inf; use a finite number."),
-    ({"vqvae": {"beta": -0.25}}, "vqvae.beta is -0.25; use 0 or more."),
-    ({"vqvae": {"perceptual_weight": -1}}, "vqvae.perceptual_weight is -1.0; use 0 or more."),
-    ({"vqvae": {"adversarial_weight": -0.1}}, "vqvae.adversarial_weight is -0.1; use 0 or more."),
-    ({"diffusion": {"weight_decay": -0.01}}, "diffusion.weight_decay is -0.01; use 0 or more."),
-    ({"diffusion": {"lr": -1e-3}}, "diffusion.lr is -0.001; use a positive number."),
-    ({"diffusion": {"confidence_noise": float("inf")}}, "diffusion.confidence_noise is inf; use a finite number."),
-    ({"evaluate": {"k": 399}}, "evaluate.k is 399; use 1 to 398"),
-    ({"evaluate": {"num_samples": 12, "k": 11}}, "evaluate.k is 11; use 1 to 10"),
-])
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        ({"colour": {}}, "unknown section 'colour'"),
+        ({"ar": {"lr_max": 1}}, "'ar.lr_max' is not a parameter"),
+        ({"ar": {"lr": "fast"}}, "ar.lr is 'fast'; use a value of type float"),
+        ({"data": {"source": "imagenet"}}, "data.source is 'imagenet'; use one of synthetic, celeba, folder"),
+        ({"data": {"image_size": 60}}, "data.image_size is 60; use a multiple of vqvae.downsample (8)"),
+        ({"vqvae": {"downsample": 6}}, "vqvae.downsample is 6; use a power of two"),
+        ({"diffusion": {"temperature": 0}}, "diffusion.temperature is 0.0; use a positive number"),
+        ({"ar": {"temperature": -1.0}}, "ar.temperature is -1.0; use a positive number"),
+        ({"ar": {"n_embd": 100, "n_head": 3}}, "ar.n_embd is 100; use a multiple of ar.n_head (3)"),
+        ({"ar": {"seed": -1}}, "ar.seed is -1; use 0 up to 4294967295."),
+        ({"sample": {"seed": 2**32}}, "sample.seed is 4294967296; use 0 up to 4294967295."),
+        ({"data": {"seed": 2**40}}, "data.seed is 1099511627776; use 0 up to 4294967295."),
+        ({"compute": {"device": "cudaXYZ"}}, "compute.device is 'cudaXYZ'; use auto, cpu, cuda, cuda:N or mps."),
+        ({"compute": {"device": "cuda:x"}}, "compute.device is 'cuda:x'"),
+        ({"diffusion": {"temperature": float("nan")}}, "diffusion.temperature is nan; use a finite number."),
+        ({"ar": {"lr": float("inf")}}, "ar.lr is inf; use a finite number."),
+        ({"vqvae": {"beta": float("-inf")}}, "vqvae.beta is -inf; use a finite number."),
+        ({"vqvae": {"beta": -0.25}}, "vqvae.beta is -0.25; use 0 or more."),
+        ({"vqvae": {"perceptual_weight": -1}}, "vqvae.perceptual_weight is -1.0; use 0 or more."),
+        ({"vqvae": {"adversarial_weight": -0.1}}, "vqvae.adversarial_weight is -0.1; use 0 or more."),
+        ({"diffusion": {"weight_decay": -0.01}}, "diffusion.weight_decay is -0.01; use 0 or more."),
+        ({"diffusion": {"lr": -1e-3}}, "diffusion.lr is -0.001; use a positive number."),
+        ({"diffusion": {"confidence_noise": float("inf")}}, "diffusion.confidence_noise is inf; use a finite number."),
+        ({"evaluate": {"k": 399}}, "evaluate.k is 399; use 1 to 398"),
+        ({"evaluate": {"num_samples": 12, "k": 11}}, "evaluate.k is 11; use 1 to 10"),
+    ],
+)
 def test_bad_values_are_named(raw, message):
     with pytest.raises(config.ConfigError) as err:
         config.parse_params(raw)
@@ -61,8 +64,10 @@ def test_ints_are_accepted_for_floats_and_keys_expand():
 
 def test_nan_and_infinity_in_params_yaml_are_refused(tmp_path):
     path = tmp_path / "params.yaml"
-    for text, message in (("ar:\n  temperature: .nan\n", "ar.temperature is nan; use a finite number."),
-                          ("vqvae:\n  lr: .inf\n", "vqvae.lr is inf; use a finite number.")):
+    for text, message in (
+        ("ar:\n  temperature: .nan\n", "ar.temperature is nan; use a finite number."),
+        ("vqvae:\n  lr: .inf\n", "vqvae.lr is inf; use a finite number."),
+    ):
         path.write_text(text)
         with pytest.raises(config.ConfigError, match=message):
             config.load_params(path)

@@ -89,8 +89,9 @@ def test_tokens_outside_the_codebook_are_refused_not_wrapped(tmp_path):
 
 def _shards(directory, n=10, grid=(4, 4), shard_size=4, split="train"):
     rng = np.random.default_rng(0)
-    return tokens.write_shards(directory, split, rng.integers(0, 256, (n, *grid)), np.zeros((n, 1)), np.arange(n),
-                               256, "abc", shard_size)
+    return tokens.write_shards(
+        directory, split, rng.integers(0, 256, (n, *grid)), np.zeros((n, 1)), np.arange(n), 256, "abc", shard_size
+    )
 
 
 def _edit(path, change):
@@ -105,18 +106,28 @@ def _regrid(f):
     f.attrs["grid"] = (2, 8)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d, paths: paths[1].unlink(), r"not one complete set \(0-of-3, 2-of-3\)"),
-    (lambda d, paths: _shards(d, n=6, shard_size=3), r"not one complete set \(0-of-2, 0-of-3, 1-of-2, 1-of-3, 2-of-3\)"),
-    (lambda d, paths: paths[2].write_bytes(b"garbage" * 100), "train-00002-of-00003.h5 is not a readable HDF5"),
-    (lambda d, paths: _edit(paths[0], lambda f: f.__delitem__("attributes")), "lacks attributes"),
-    (lambda d, paths: _edit(paths[0], lambda f: f.attrs.__delitem__("tokenizer")), "lacks tokenizer"),
-    (lambda d, paths: _edit(paths[0], lambda f: f.attrs.__setitem__("grid", (2, 8))), r"for a \(2, 8\) grid"),
-    (lambda d, paths: _edit(paths[1], lambda f: f["tokens"].__setitem__((0, 0, 0), 255) or f.attrs.__setitem__(
-        "codebook_size", 200)), "holds codes of a 200-code codebook"),
-    (lambda d, paths: _edit(paths[1], _regrid), r"hold grids of different shapes \(\(2, 8\), \(4, 4\)\)"),
-    (lambda d, paths: (d / "train-x-of-00003.h5").write_bytes(b""), "is not named train-<i>-of-<n>.h5"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d, paths: paths[1].unlink(), r"not one complete set \(0-of-3, 2-of-3\)"),
+        (
+            lambda d, paths: _shards(d, n=6, shard_size=3),
+            r"not one complete set \(0-of-2, 0-of-3, 1-of-2, 1-of-3, 2-of-3\)",
+        ),
+        (lambda d, paths: paths[2].write_bytes(b"garbage" * 100), "train-00002-of-00003.h5 is not a readable HDF5"),
+        (lambda d, paths: _edit(paths[0], lambda f: f.__delitem__("attributes")), "lacks attributes"),
+        (lambda d, paths: _edit(paths[0], lambda f: f.attrs.__delitem__("tokenizer")), "lacks tokenizer"),
+        (lambda d, paths: _edit(paths[0], lambda f: f.attrs.__setitem__("grid", (2, 8))), r"for a \(2, 8\) grid"),
+        (
+            lambda d, paths: _edit(
+                paths[1], lambda f: f["tokens"].__setitem__((0, 0, 0), 255) or f.attrs.__setitem__("codebook_size", 200)
+            ),
+            "holds codes of a 200-code codebook",
+        ),
+        (lambda d, paths: _edit(paths[1], _regrid), r"hold grids of different shapes \(\(2, 8\), \(4, 4\)\)"),
+        (lambda d, paths: (d / "train-x-of-00003.h5").write_bytes(b""), "is not named train-<i>-of-<n>.h5"),
+    ],
+)
 def test_damaged_or_mixed_shards_are_refused_with_one_sentence(tmp_path, damage, message):
     paths = _shards(tmp_path)
     damage(tmp_path, paths)
@@ -125,8 +136,9 @@ def test_damaged_or_mixed_shards_are_refused_with_one_sentence(tmp_path, damage,
 
 
 def test_a_shard_with_a_code_beyond_its_codebook_is_refused(tmp_path):
-    paths = tokens.write_shards(tmp_path, "train", np.zeros((4, 4, 4), np.int64), np.zeros((4, 1)), np.arange(4),
-                                200, "abc", 10)
+    paths = tokens.write_shards(
+        tmp_path, "train", np.zeros((4, 4, 4), np.int64), np.zeros((4, 1)), np.arange(4), 200, "abc", 10
+    )
     _edit(paths[0], lambda f: f["tokens"].__setitem__((1, 2, 3), 250))  # fits the uint8 dtype, not the codebook
     with pytest.raises(tokens.ShardError, match="holds the code 250, outside its 200-code codebook"):
         tokens.read_shards(tmp_path, "train", 200)

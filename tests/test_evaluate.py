@@ -37,7 +37,7 @@ def test_grid_strip_and_gif_lay_images_out_in_order(tmp_path):
     assert g.shape == (2 * 10 + 2, 3 * 10 + 2, 3)
     for i in range(5):  # image i at row i // 3, column i % 3, white padding around
         r, c = divmod(i, 3)
-        assert (g[2 + 10 * r:10 + 10 * r, 2 + 10 * c:10 + 10 * c] == 10 * (i + 1)).all()
+        assert (g[2 + 10 * r : 10 + 10 * r, 2 + 10 * c : 10 + 10 * c] == 10 * (i + 1)).all()
     assert (g[:2] == 255).all() and (g[:, :2] == 255).all() and (g[12:, 22:] == 255).all()  # the empty sixth slot
 
     traj = [np.stack([np.full((8, 8, 3), t * 20 + i, np.uint8) for i in range(2)]) for t in range(7)]
@@ -107,9 +107,16 @@ def plant(path, marker):
     return path
 
 
-@pytest.mark.parametrize("where, name", [("given", evaluate.FIDELITY_WEIGHTS), ("given", evaluate.TORCHVISION_WEIGHTS),
-                                         ("given", "anything.pth"), ("hub cache", evaluate.FIDELITY_WEIGHTS),
-                                         ("hub cache", evaluate.TORCHVISION_WEIGHTS)])
+@pytest.mark.parametrize(
+    "where, name",
+    [
+        ("given", evaluate.FIDELITY_WEIGHTS),
+        ("given", evaluate.TORCHVISION_WEIGHTS),
+        ("given", "anything.pth"),
+        ("hub cache", evaluate.FIDELITY_WEIGHTS),
+        ("hub cache", evaluate.TORCHVISION_WEIGHTS),
+    ],
+)
 def test_a_planted_pickle_never_runs(tmp_path, monkeypatch, where, name):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     marker = tmp_path / "pwned"
@@ -125,9 +132,14 @@ def test_a_planted_pickle_never_runs(tmp_path, monkeypatch, where, name):
     assert str(weights) in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("content, message", [(b"\x80\x02garbage", "is not a tensor-only"),
-                                              ({"step": 3}, "holds no state dict of tensors"),
-                                              ({"fc.weight": torch.zeros(2, 2)}, "expected layout")])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x80\x02garbage", "is not a tensor-only"),
+        ({"step": 3}, "holds no state dict of tensors"),
+        ({"fc.weight": torch.zeros(2, 2)}, "expected layout"),
+    ],
+)
 @pytest.mark.parametrize("name", [evaluate.FIDELITY_WEIGHTS, evaluate.TORCHVISION_WEIGHTS])
 def test_broken_inception_weights_are_one_sentence(tmp_path, content, message, name):
     path = tmp_path / name

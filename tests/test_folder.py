@@ -7,12 +7,24 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from vqgen.data import folder
+from vqgen.data import decode, folder
 
 RED, BLUE, GREEN, WHITE = (220, 20, 20), (20, 20, 220), (20, 200, 20), (255, 255, 255)
 
-USED = ["anim.gif", "cmyk.jpg", "deep.png", "grey.png", "palette.png", "photo.jpg", "pic.bmp", "pic.webp",
-        "rgba.png", "rotated.jpg", "shout.JPEG", "sub/nested.png"]
+USED = [
+    "anim.gif",
+    "cmyk.jpg",
+    "deep.png",
+    "grey.png",
+    "palette.png",
+    "photo.jpg",
+    "pic.bmp",
+    "pic.webp",
+    "rgba.png",
+    "rotated.jpg",
+    "shout.JPEG",
+    "sub/nested.png",
+]
 UNREADABLE = ["bad/corrupt.png", "bad/empty.jpg", "bad/text.jpg", "bad/truncated.jpg"]
 
 
@@ -56,7 +68,7 @@ def root(tmp_path_factory):
     Image.fromarray(noise).save(root / "whole.jpg", quality=95)
     data = (root / "whole.jpg").read_bytes()
     (root / "whole.jpg").unlink()
-    (root / "bad/truncated.jpg").write_bytes(data[:len(data) // 2])
+    (root / "bad/truncated.jpg").write_bytes(data[: len(data) // 2])
     (root / "bad/corrupt.png").write_bytes(np.random.default_rng(1).bytes(500))
     (root / "bad/text.jpg").write_text("not a picture\n")
     (root / "notes.txt").write_text("shot in 2024\n")
@@ -72,21 +84,35 @@ def near(pixel, colour, tol=40):
 
 
 def rgb(path):
-    return np.asarray(folder.open_rgb(path))
+    return np.asarray(decode.open_rgb(path))
 
 
 def test_scan_sorts_files_into_used_and_skipped(root):
     s = folder.scan(root, min_size=16, val_fraction=0.2, test_fraction=0.2)
     assert [p.relative_to(root).as_posix() for p in s.paths] == USED
-    assert s.skipped == {"unreadable": UNREADABLE, "too_small": ["tiny.png"], "not_an_image": ["notes.txt"],
-                         "link_outside": [], "dangling_link": [], "name_not_utf8": []}
+    assert s.skipped == {
+        "unreadable": UNREADABLE,
+        "too_small": ["tiny.png"],
+        "not_an_image": ["notes.txt"],
+        "link_outside": [],
+        "dangling_link": [],
+        "name_not_utf8": [],
+    }
     assert s.found == 18  # hidden files and directories are not even considered
     assert s.split.dtype == np.uint8 and s.split.shape == (len(USED),)
     assert list(s.split) == [folder.split_of(rel, 0.2, 0.2) for rel in USED]
     assert s.details["bad/truncated.jpg"] == "truncated" and s.details["bad/empty.jpg"] == "empty file"
-    assert folder.counts(s) == {"found": 18, "used": 12, "duplicates": 0, "skipped_unreadable": 4,
-                                "skipped_too_small": 1, "skipped_not_an_image": 1, "skipped_link_outside": 0,
-                                "skipped_dangling_link": 0, "skipped_name_not_utf8": 0}
+    assert folder.counts(s) == {
+        "found": 18,
+        "used": 12,
+        "duplicates": 0,
+        "skipped_unreadable": 4,
+        "skipped_too_small": 1,
+        "skipped_not_an_image": 1,
+        "skipped_link_outside": 0,
+        "skipped_dangling_link": 0,
+        "skipped_name_not_utf8": 0,
+    }
     lines = folder.warnings(s)
     assert len(lines) == 6 and "skipped bad/truncated.jpg: unreadable (truncated)" in lines
     for rel in [*UNREADABLE, "tiny.png", "notes.txt"]:
@@ -96,13 +122,13 @@ def test_scan_sorts_files_into_used_and_skipped(root):
 
 def test_truncated_files_are_not_loaded_leniently(root):
     assert not ImageFile.LOAD_TRUNCATED_IMAGES
-    with pytest.raises(folder.UnreadableImage, match="truncated"):
-        folder.open_rgb(root / "bad/truncated.jpg")
+    with pytest.raises(decode.UnreadableImage, match="truncated"):
+        decode.open_rgb(root / "bad/truncated.jpg")
 
 
 def test_open_rgb_flattens_every_mode_to_rgb(root):
     for rel in USED:
-        img = folder.open_rgb(root / rel)
+        img = decode.open_rgb(root / rel)
         assert img.mode == "RGB", rel
     assert near(rgb(root / "grey.png")[5, 5], (128, 128, 128), 0)
     rgba = rgb(root / "rgba.png")
@@ -142,8 +168,8 @@ def test_decompression_bombs_are_unreadable(tmp_path, monkeypatch):
     solid(32, 32, RED).save(tmp_path / "errors.png")  # over twice the limit: an error
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     for name in ("warns.png", "errors.png"):
-        with pytest.raises(folder.UnreadableImage, match="pixels"):
-            folder.open_rgb(tmp_path / name)
+        with pytest.raises(decode.UnreadableImage, match="pixels"):
+            decode.open_rgb(tmp_path / name)
 
 
 def test_split_of_is_a_stable_hash_of_the_path():

@@ -9,8 +9,7 @@ import torchvision.transforms.functional as TF
 
 from vqgen import evaluate, train
 from vqgen.data import celeba, images, synthetic
-from vqgen.models import vqvae
-from vqgen.models import evaluator
+from vqgen.models import evaluator, vqvae
 from vqgen.models.evaluator import Evaluator, EvaluatorConfig, augment
 
 
@@ -41,8 +40,12 @@ def world(tmp_path_factory):
     tok = vqvae.VQVAE(vqvae.VQVAEConfig(channels=16))
     disc = vqvae.Discriminator()
     batches = train.batches(x, 32, gen)
-    train.fit(lambda it: vqvae.losses(tok, disc, next(batches), 0.1, 0.0, use_disc=it >= 100),
-              [("loss", train.adamw(tok, 1e-3)), ("d_loss", train.adamw(disc, 1e-3))], 250, 1e-3)
+    train.fit(
+        lambda it: vqvae.losses(tok, disc, next(batches), 0.1, 0.0, use_disc=it >= 100),
+        [("loss", train.adamw(tok, 1e-3)), ("d_loss", train.adamw(disc, 1e-3))],
+        250,
+        1e-3,
+    )
     tok.eval()
     view = lambda t: evaluate.judge(judge_model, [t])  # noqa: E731
     real_a, real_b = images.to_tensor(faces[1200:1400]), images.to_tensor(faces[1400:])

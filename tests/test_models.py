@@ -127,8 +127,13 @@ def test_augment_is_a_flip_and_a_shift_of_at_most_shift_pixels():
     seen = set()
     for img, orig in zip(out, x):
         padded = F.pad(orig[None], (2,) * 4, mode="reflect")[0]
-        found = [(flip, dy - 2, dx - 2) for flip in (False, True) for dy in range(5) for dx in range(5)
-                 if torch.equal(img, (padded.flip(2) if flip else padded)[:, dy:dy + 8, dx:dx + 8])]
+        found = [
+            (flip, dy - 2, dx - 2)
+            for flip in (False, True)
+            for dy in range(5)
+            for dx in range(5)
+            if torch.equal(img, (padded.flip(2) if flip else padded)[:, dy : dy + 8, dx : dx + 8])
+        ]
         assert found, "every output is a flipped or not, shifted crop within 2 pixels"
         seen.update(found)
     assert {flip for flip, _, _ in seen} == {False, True} and {dy for _, dy, _ in seen} == {-2, -1, 0, 1, 2}
@@ -142,7 +147,10 @@ def test_shuffle_patches_permutes_whole_tiles():
     x = torch.rand(3, 3, 16, 18)  # the 2 columns past the last whole tile stay put
     y = shuffle_patches(x, 4, torch.Generator().manual_seed(0))
     assert y.shape == x.shape and not torch.equal(x, y) and torch.equal(x[..., 16:], y[..., 16:])
-    tiles = lambda t: sorted(t[:, i:i + 4, j:j + 4].flatten().tolist() for i in range(0, 16, 4)  # noqa: E731
-                             for j in range(0, 16, 4))
+    tiles = lambda t: sorted(
+        t[:, i : i + 4, j : j + 4].flatten().tolist()
+        for i in range(0, 16, 4)  # noqa: E731
+        for j in range(0, 16, 4)
+    )
     for a, b in zip(x, y):
         assert tiles(a) == tiles(b)

@@ -15,8 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
     "data": {"synthetic_count": 120, "image_size": 32},
-    "vqvae": {"channels": 8, "downsample": 8, "codebook_size": 32, "code_dim": 8, "max_iters": 4,
-              "disc_start": 2, "batch_size": 8},
+    "vqvae": {
+        "channels": 8,
+        "downsample": 8,
+        "codebook_size": 32,
+        "code_dim": 8,
+        "max_iters": 4,
+        "disc_start": 2,
+        "batch_size": 8,
+    },
     "encode": {"shard_size": 50},
     "ar": {"n_layer": 1, "n_head": 2, "n_embd": 16, "max_iters": 3, "batch_size": 8},
     "diffusion": {"n_layer": 1, "n_head": 2, "n_embd": 16, "max_iters": 3, "batch_size": 8, "steps": 3},
@@ -24,14 +31,28 @@ TINY = {
     "evaluate": {"width": 4, "max_iters": 3, "batch_size": 8, "num_samples": 12},
     "compute": {"threads": 1, "workers": 2},
 }
-OUTPUTS = ["data/raw/list_attr_celeba.txt", "data/images.h5", "data/tokens/train-00000-of-00002.h5",
-           "models/vqvae.safetensors", "models/ar.safetensors", "models/diffusion.safetensors",
-           "models/evaluator.safetensors", "samples/ar.h5", "samples/diffusion.h5",
-           "figures/reconstructions.png", "figures/ar_samples.png", "figures/ar_completion_half.png",
-           "figures/ar_completion_quarter.png", "figures/ar_completion_first_token.png",
-           "figures/diffusion_strip.png", "figures/diffusion.gif", "figures/diffusion_samples.png",
-           "figures/report.md", "dvclive/train_vqvae/plots/metrics/train/loss.tsv",
-           "dvclive/train_ar/plots/metrics/train/loss.tsv"]
+OUTPUTS = [
+    "data/raw/list_attr_celeba.txt",
+    "data/images.h5",
+    "data/tokens/train-00000-of-00002.h5",
+    "models/vqvae.safetensors",
+    "models/ar.safetensors",
+    "models/diffusion.safetensors",
+    "models/evaluator.safetensors",
+    "samples/ar.h5",
+    "samples/diffusion.h5",
+    "figures/reconstructions.png",
+    "figures/ar_samples.png",
+    "figures/ar_completion_half.png",
+    "figures/ar_completion_quarter.png",
+    "figures/ar_completion_first_token.png",
+    "figures/diffusion_strip.png",
+    "figures/diffusion.gif",
+    "figures/diffusion_samples.png",
+    "figures/report.md",
+    "dvclive/train_vqvae/plots/metrics/train/loss.tsv",
+    "dvclive/train_ar/plots/metrics/train/loss.tsv",
+]
 
 
 def run(cmd, cwd, env):
@@ -61,25 +82,44 @@ def check_params_and_outs(repo: Path, read_log: Path, copied: list[str]) -> None
     outs = [next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s.get("outs", [])]
     for out in outs:
         assert (repo / out).exists(), out
-    written = [str(f.relative_to(repo)) for f in repo.rglob("*") if f.is_file()
-               and f.relative_to(repo).parts[0] not in (".git", ".dvc") and "__pycache__" not in f.parts]
-    stray = [f for f in written if f not in copied and f != "dvc.lock"
-             and not any(f == out or f.startswith(out.rstrip("/") + "/") for out in outs)]
+    written = [
+        str(f.relative_to(repo))
+        for f in repo.rglob("*")
+        if f.is_file() and f.relative_to(repo).parts[0] not in (".git", ".dvc") and "__pycache__" not in f.parts
+    ]
+    stray = [
+        f
+        for f in written
+        if f not in copied
+        and f != "dvc.lock"
+        and not any(f == out or f.startswith(out.rstrip("/") + "/") for out in outs)
+    ]
     assert stray == []
 
 
 @pytest.mark.e2e
 def test_dvc_repro_end_to_end(tmp_path):
     repo = tmp_path / "repo"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for f in files:
         if (ROOT / f).is_file():
             (repo / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, repo / f)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "DVC_NO_ANALYTICS": "1",
+    }
     for stale in ("dvc.lock", "metrics", "dvclive"):  # start from nothing, as a new user would
         path = repo / stale
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
@@ -100,8 +140,15 @@ def test_dvc_repro_end_to_end(tmp_path):
         metrics[name] = values
     assert metrics["data"]["train_images"] + metrics["data"]["val_images"] + metrics["data"]["test_images"] == 120
     for name in ("sample_ar", "sample_diffusion"):
-        assert set(metrics[name]) == {"fd", "precision", "recall", "attr_tv", "seconds_per_image",
-                                      "seconds_per_image_batch1", "mean_steps"}
+        assert set(metrics[name]) == {
+            "fd",
+            "precision",
+            "recall",
+            "attr_tv",
+            "seconds_per_image",
+            "seconds_per_image_batch1",
+            "mean_steps",
+        }
     assert metrics["sample_diffusion"]["mean_steps"] == 3  # masked: exactly diffusion.steps
     frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
     assert [row["steps"] for row in frontier] == [3, 4, 8, 12, 16, 32] and frontier[0]["prior"] == "masked"
@@ -134,7 +181,14 @@ def test_dvc_repro_end_to_end(tmp_path):
     run([*dvc, "exp", "run", "-S", "diffusion.process=uniform_x0", "-S", "diffusion.steps=3"], repo, env)
     assert json.loads((repo / "metrics/sample_diffusion.json").read_text())["mean_steps"] == 3
     frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
-    assert {row["prior"] for row in frontier} == {"uniform_x0"} and [row["mean_steps"] for row in frontier] == [3, 4, 8, 12, 16, 32]
+    assert {row["prior"] for row in frontier} == {"uniform_x0"} and [row["mean_steps"] for row in frontier] == [
+        3,
+        4,
+        8,
+        12,
+        16,
+        32,
+    ]
     assert "uniform_x0 diffusion prior" in (repo / "figures/report.md").read_text()
 
 
@@ -156,11 +210,34 @@ def test_every_stage_on_a_folder_of_images(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(ROOT / "params.yaml", project / "params.yaml")
-    set_params(project / "params.yaml", {**TINY, "data": {"source": "folder", "folder": str(photos),
-                                                          "image_size": 32, "val_fraction": 0.2, "test_fraction": 0.2}})
+    set_params(
+        project / "params.yaml",
+        {
+            **TINY,
+            "data": {
+                "source": "folder",
+                "folder": str(photos),
+                "image_size": 32,
+                "val_fraction": 0.2,
+                "test_fraction": 0.2,
+            },
+            "evaluate": {**TINY["evaluate"], "num_samples": 9},  # the test split holds 9 of the 60
+        },
+    )
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    for stage in ("download", "prepare", "train_vqvae", "encode", "train_ar", "train_evaluator", "sample_ar",
-                  "train_diffusion", "sample_diffusion", "baselines", "report"):
+    for stage in (
+        "download",
+        "prepare",
+        "train_vqvae",
+        "encode",
+        "train_ar",
+        "train_evaluator",
+        "sample_ar",
+        "train_diffusion",
+        "sample_diffusion",
+        "baselines",
+        "report",
+    ):
         run([sys.executable, "-c", "from stages.cli import app; app()", stage], project, env)
     evaluator = json.loads((project / "metrics/evaluator.json").read_text())
     assert list(evaluator) == ["val_accuracy"]  # of the rotation task

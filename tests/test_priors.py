@@ -7,8 +7,7 @@ import torch
 
 from vqgen import checkpoint
 from vqgen.models.transformer import Transformer, TransformerConfig
-from vqgen.priors import PRIORS, UNDECIDED, prefix_mask, restore
-from vqgen.priors import diffusion, masked, uniform_x0
+from vqgen.priors import PRIORS, UNDECIDED, diffusion, masked, prefix_mask, restore, uniform_x0
 
 GRID = (4, 4)
 K = 16
@@ -65,7 +64,7 @@ def test_cached_decoding_matches_the_full_forward():
     full, _ = model(x)
     caches = model.new_caches()
     step = [model(x[:, :5], caches=caches)[0]]
-    step += [model(x[:, t:t + 1], caches=caches, start=t)[0] for t in range(5, 16)]
+    step += [model(x[:, t : t + 1], caches=caches, start=t)[0] for t in range(5, 16)]
     assert torch.allclose(full, torch.cat(step, 1), atol=1e-5)
 
 
@@ -86,7 +85,7 @@ def test_completion_and_inpainting_never_change_given_tokens(name):
     given = torch.randint(0, K, (6, *GRID))
     known = torch.rand(6, *GRID, generator=torch.Generator().manual_seed(1)) < 0.5
     known[0] = False  # nothing given: a sample from nothing
-    known[1] = True   # everything given: nothing to draw
+    known[1] = True  # everything given: nothing to draw
     draw = prior.sample(given=given, known=known, generator=torch.Generator().manual_seed(0), **SETTINGS[name])
     assert torch.equal(draw.tokens[known], given[known])
     assert draw.tokens.min() >= 0 and draw.tokens.max() < K
@@ -97,10 +96,15 @@ def test_the_masked_sampler_fills_exactly_the_scheduled_number_of_tokens_per_ste
     prior = tiny("masked")
     steps = 5
     known = torch.zeros(3, *GRID, dtype=torch.bool)
-    known[1, 0, 0] = True    # 15 to draw
-    known[2, :3] = True      # 4 to draw: fewer than the steps at the end of the schedule
-    draw = prior.sample(given=torch.zeros(3, *GRID, dtype=torch.long), known=known, steps=steps, trajectory=True,
-                        generator=torch.Generator().manual_seed(0))
+    known[1, 0, 0] = True  # 15 to draw
+    known[2, :3] = True  # 4 to draw: fewer than the steps at the end of the schedule
+    draw = prior.sample(
+        given=torch.zeros(3, *GRID, dtype=torch.long),
+        known=known,
+        steps=steps,
+        trajectory=True,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert len(draw.trajectory) == steps + 1
     for row, unknown in enumerate((16, 15, 4)):
         left = [int((f[row] == UNDECIDED).sum()) for f in draw.trajectory]
@@ -145,8 +149,12 @@ def test_ar_top_k_one_is_the_greedy_continuation():
     prior.model.eval()
     given = torch.randint(0, K, (3, *GRID))
     known = prefix_mask(3, GRID, 5)
-    a, b = (prior.sample(given=given, known=known, top_k=1, temperature=2.0,
-                         generator=torch.Generator().manual_seed(seed)).tokens for seed in (0, 1))
+    a, b = (
+        prior.sample(
+            given=given, known=known, top_k=1, temperature=2.0, generator=torch.Generator().manual_seed(seed)
+        ).tokens
+        for seed in (0, 1)
+    )
     assert torch.equal(a, b)
     seq = given.flatten(1)[:, :5]
     for _ in range(11):  # greedy decoding by full forward passes
@@ -176,8 +184,14 @@ def test_the_uniform_sampler_settles_at_a_low_temperature_instead_of_stalling():
     first, last = train(prior, DATA.expand(16, *GRID), 150)
     assert last < 0.5 * first
     for temperature in (0.3, 1.0):
-        draw = prior.sample(32, temperature=temperature, steps=200, tolerance=0.02,
-                            generator=torch.Generator().manual_seed(0), trajectory=True)
+        draw = prior.sample(
+            32,
+            temperature=temperature,
+            steps=200,
+            tolerance=0.02,
+            generator=torch.Generator().manual_seed(0),
+            trajectory=True,
+        )
         start = (draw.trajectory[0] == DATA).float().mean().item()
         end = (draw.tokens == DATA).float().mean().item()
         assert start < 0.15 and end > 0.45, temperature
@@ -229,14 +243,16 @@ def test_the_uniform_x0_sampler_leaves_the_scheduled_share_of_noise_after_each_s
 
 @pytest.mark.parametrize("name", list(SETTINGS))
 def test_a_prior_survives_its_checkpoint(tmp_path, name):
-    prior = tiny(name, dropout=0.0) if name != "uniform" else PRIORS[name].create(
-        K, GRID, {"extra_noise": 0.3}, n_layer=1, n_head=2, n_embd=16)
+    prior = (
+        tiny(name, dropout=0.0)
+        if name != "uniform"
+        else PRIORS[name].create(K, GRID, {"extra_noise": 0.3}, n_layer=1, n_head=2, n_embd=16)
+    )
     checkpoint.save(tmp_path / "p.safetensors", prior.model, prior.model.cfg, **prior.metadata())
     model, meta = checkpoint.load(tmp_path / "p.safetensors", Transformer, TransformerConfig)
     again = restore(model, meta)
     assert type(again) is type(prior) and again.grid == GRID and again.options() == prior.options()
-    a, b = (p.sample(3, generator=torch.Generator().manual_seed(0), **SETTINGS[name]).tokens
-            for p in (prior, again))
+    a, b = (p.sample(3, generator=torch.Generator().manual_seed(0), **SETTINGS[name]).tokens for p in (prior, again))
     assert torch.equal(a, b)
 
 

@@ -64,7 +64,7 @@ def test_layout(tmp_path):
     parts = [line.split() for line in (root / "list_eval_partition.txt").read_text().splitlines()]
     assert [p[0] for p in parts] == names
     splits = [int(p[1]) for p in parts]
-    assert splits == sorted(splits) and set(splits) == {0, 1, 2}      # ordered blocks, like CelebA
+    assert splits == sorted(splits) and set(splits) == {0, 1, 2}  # ordered blocks, like CelebA
     assert 0.7 < splits.count(0) / 30 < 0.9
 
 
@@ -82,11 +82,14 @@ def test_write_replaces_root_atomically(tmp_path):
     root = tmp_path / "celeba"
     (root / "img_align_celeba").mkdir(parents=True)
     (root / "stray.txt").write_text("old")
-    (tmp_path / "celeba.tmp").mkdir()                                  # left by an interrupted run
+    (tmp_path / "celeba.tmp").mkdir()  # left by an interrupted run
     (tmp_path / "celeba.tmp" / "junk").write_text("junk")
     write_synthetic(root, 10, seed=1)
-    assert sorted(p.name for p in root.iterdir()) == ["img_align_celeba", "list_attr_celeba.txt",
-                                                      "list_eval_partition.txt"]
+    assert sorted(p.name for p in root.iterdir()) == [
+        "img_align_celeba",
+        "list_attr_celeba.txt",
+        "list_eval_partition.txt",
+    ]
     assert len(list((root / "img_align_celeba").iterdir())) == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["celeba"]
 
@@ -94,10 +97,20 @@ def test_write_replaces_root_atomically(tmp_path):
 def test_attribute_frequencies_are_plausible(faces):
     _, attrs = faces
     freq = {k: np.mean([a[k] for a in attrs]) for k in ATTRIBUTES}
-    expected = {"Male": (0.3, 0.55), "Young": (0.65, 0.9), "Smiling": (0.35, 0.62),
-                "Mouth_Slightly_Open": (0.3, 0.62), "Eyeglasses": (0.02, 0.15), "Wearing_Hat": (0.005, 0.12),
-                "No_Beard": (0.75, 0.97), "Wearing_Lipstick": (0.3, 0.62), "Bangs": (0.07, 0.28),
-                "Pale_Skin": (0.005, 0.1), "Bald": (0.0, 0.06), "Blond_Hair": (0.08, 0.28)}
+    expected = {
+        "Male": (0.3, 0.55),
+        "Young": (0.65, 0.9),
+        "Smiling": (0.35, 0.62),
+        "Mouth_Slightly_Open": (0.3, 0.62),
+        "Eyeglasses": (0.02, 0.15),
+        "Wearing_Hat": (0.005, 0.12),
+        "No_Beard": (0.75, 0.97),
+        "Wearing_Lipstick": (0.3, 0.62),
+        "Bangs": (0.07, 0.28),
+        "Pale_Skin": (0.005, 0.1),
+        "Bald": (0.0, 0.06),
+        "Blond_Hair": (0.08, 0.28),
+    }
     for name, (lo, hi) in expected.items():
         assert lo <= freq[name] <= hi, (name, freq[name])
     assert sum(f > 0 for f in freq.values()) >= 30
@@ -129,7 +142,7 @@ def test_attributes_co_occur_consistently(faces):
 def test_smiles_show_in_the_mouth_region(faces):
     images, attrs = faces
     smiling = np.array([a["Smiling"] for a in attrs], bool)
-    mouth = images[:, 140:162, 70:108]                                   # around (89, 150)
+    mouth = images[:, 140:162, 70:108]  # around (89, 150)
     teeth = (mouth.min(-1) > 200).mean((1, 2))
     assert teeth[smiling].mean() > 2 * teeth[~smiling].mean()
     lum = mouth.mean(-1)
@@ -140,7 +153,7 @@ def test_eyeglasses_darken_the_eye_region(faces):
     images, attrs = faces
     glasses = np.array([a["Eyeglasses"] for a in attrs], bool)
     lum = images.mean(-1)
-    eyes = lum[:, 102:124, 55:123].mean((1, 2)) / lum[:, 126:138, 55:123].mean((1, 2))   # relative to cheeks
+    eyes = lum[:, 102:124, 55:123].mean((1, 2)) / lum[:, 126:138, 55:123].mean((1, 2))  # relative to cheeks
     assert glasses.sum() >= 5
     assert eyes[glasses].mean() < eyes[~glasses].mean() - 0.08
 
@@ -151,6 +164,6 @@ def test_faces_sit_where_celeba_aligns_them(faces):
     lum = images[plain].mean(-1)
     # Eyes are the darkest small features of the face; they sit near y=112, x=70 and x=108.
     for x in (70, 108):
-        at_eye = lum[:, 107:118, x - 6:x + 6].mean()
-        below = lum[:, 121:132, x - 6:x + 6].mean()
+        at_eye = lum[:, 107:118, x - 6 : x + 6].mean()
+        below = lum[:, 121:132, x - 6 : x + 6].mean()
         assert at_eye < below - 10

@@ -14,11 +14,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from vqgen.files import writing
-
 
 KEY = "vqgen"  # the one metadata key
 
@@ -43,7 +42,9 @@ def metadata(path: str | Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             return json.loads((f.metadata() or {})[KEY])
     except Exception:  # not safetensors, truncated, no or broken metadata: the file's kind of damage varies
-        raise CheckpointError(f"{path} is not a checkpoint written by vqgen; run the stage that writes it again.") from None
+        raise CheckpointError(
+            f"{path} is not a checkpoint written by vqgen; run the stage that writes it again."
+        ) from None
 
 
 def load(path: str | Path, model_cls, config_cls, device: str | torch.device = "cpu"):

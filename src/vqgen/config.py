@@ -77,15 +77,22 @@ class Data:
         _check(self.source in sources, f"data.source is {self.source!r}; use one of {', '.join(sources)}.")
         _check(self.synthetic_count >= 10, f"data.synthetic_count is {self.synthetic_count}; use at least 10.")
         _check(16 <= self.image_size <= 1024, f"data.image_size is {self.image_size}; use 16 to 1024 pixels.")
-        _check(self.crop_size >= self.image_size or self.source == "folder",
-               f"data.crop_size is {self.crop_size}; use at least data.image_size ({self.image_size}).")
-        _check(self.source != "folder" or self.folder != "",
-               "data.folder is empty; with data.source: folder, set it to a directory of images.")
+        _check(
+            self.crop_size >= self.image_size or self.source == "folder",
+            f"data.crop_size is {self.crop_size}; use at least data.image_size ({self.image_size}).",
+        )
+        _check(
+            self.source != "folder" or self.folder != "",
+            "data.folder is empty; with data.source: folder, set it to a directory of images.",
+        )
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             _check(0.0 < value < 0.5, f"data.{name} is {value}; use a fraction above 0 and below 0.5.")
         _check(self.min_size >= 1, f"data.min_size is {self.min_size}; use at least 1 pixel.")
-        _check(self.crop_size <= 178, f"data.crop_size is {self.crop_size}; the aligned faces are 178 wide, use at most 178.")
+        _check(
+            self.crop_size <= 178,
+            f"data.crop_size is {self.crop_size}; the aligned faces are 178 wide, use at most 178.",
+        )
 
 
 @dataclass
@@ -106,8 +113,10 @@ class VQVAE:
     seed: int = _f(0, "training seed")
 
     def validate(self) -> None:
-        _check(_power_of_two(self.downsample) and self.downsample >= 2,
-               f"vqvae.downsample is {self.downsample}; use a power of two of at least 2.")
+        _check(
+            _power_of_two(self.downsample) and self.downsample >= 2,
+            f"vqvae.downsample is {self.downsample}; use a power of two of at least 2.",
+        )
         _check(self.codebook_size >= 2, f"vqvae.codebook_size is {self.codebook_size}; use at least 2.")
         _check(0.0 <= self.ema_decay < 1.0, f"vqvae.ema_decay is {self.ema_decay}; use 0 (off) up to below 1.")
         _positive(self, "vqvae", "channels", "code_dim", "max_iters", "batch_size", "lr")
@@ -143,8 +152,10 @@ class Prior:
     def validate(self) -> None:
         name = type(self).__name__.lower()
         _positive(self, name, "n_layer", "n_head", "n_embd", "max_iters", "batch_size", "lr")
-        _check(self.n_embd % self.n_head == 0,
-               f"{name}.n_embd is {self.n_embd}; use a multiple of {name}.n_head ({self.n_head}).")
+        _check(
+            self.n_embd % self.n_head == 0,
+            f"{name}.n_embd is {self.n_embd}; use a multiple of {name}.n_head ({self.n_head}).",
+        )
         _check(self.temperature > 0, f"{name}.temperature is {self.temperature}; use a positive number.")
         _check(0.0 <= self.dropout < 1.0, f"{name}.dropout is {self.dropout}; use 0 up to below 1.")
         _not_negative(self, name, "weight_decay")
@@ -165,13 +176,18 @@ PROCESSES = ("masked", "uniform", "uniform_x0")  # diffusion.process: names of r
 @dataclass
 class Diffusion(Prior):
     max_iters: int = _f(1200, "training iterations (a masked model learns from the hidden tokens only)")
-    process: str = _f("masked", "masked (absorbing [MASK], parallel decoding), uniform (the blog's "
-                                  "process) or uniform_x0 (uniform noise, clean grid predicted, decoded by confidence)")
+    process: str = _f(
+        "masked",
+        "masked (absorbing [MASK], parallel decoding), uniform (the blog's "
+        "process) or uniform_x0 (uniform noise, clean grid predicted, decoded by confidence)",
+    )
     extra_noise: float = _f(0.1, "uniform: fraction of tokens re-randomised between x_a and x_b")
     steps: int = _f(12, "reverse steps (uniform: at most, it stops earlier when settled)")
     temperature: float = _f(1.0, "sampling temperature of the new tokens")
     tolerance: float = _f(0.02, "uniform: a grid is settled once a step changes fewer than this share of tokens")
-    confidence_noise: float = _f(4.5, "masked, uniform_x0: scale of the Gumbel noise on confidences, annealed to 0 (MaskGIT)")
+    confidence_noise: float = _f(
+        4.5, "masked, uniform_x0: scale of the Gumbel noise on confidences, annealed to 0 (MaskGIT)"
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -200,17 +216,25 @@ class Evaluate:
     seed: int = _f(0, "training seed")
     num_samples: int = _f(400, "images per set compared (samples, real, reconstructions); 10k-50k on a GPU")
     k: int = _f(3, "neighbours defining the manifolds of k-NN precision and recall")
-    inception_weights: str = _f("", "Inception-v3 weights on disk for the true FID, torch-fidelity's or "
-                                    "torchvision's (empty: the torch hub cache if present; never downloaded)")
+    inception_weights: str = _f(
+        "",
+        "Inception-v3 weights on disk for the true FID, torch-fidelity's or "
+        "torchvision's (empty: the torch hub cache if present; never downloaded)",
+    )
 
     def validate(self) -> None:
         _positive(self, "evaluate", "width", "max_iters", "batch_size", "lr")
         _check(self.num_samples >= 9, f"evaluate.num_samples is {self.num_samples}; use at least 9 (one 3x3 grid).")
-        _check(1 <= self.k < self.num_samples - 1, f"evaluate.k is {self.k}; use 1 to {self.num_samples - 2} "
-               f"(below evaluate.num_samples - 1, or every ball holds the whole set).")
-        _check(not self.inception_weights or Path(self.inception_weights).is_file(),
-               f"evaluate.inception_weights is {self.inception_weights!r}, which is not a file; give the path "
-               "of Inception-v3 weights (torch-fidelity's or torchvision's), or leave it empty.")
+        _check(
+            1 <= self.k < self.num_samples - 1,
+            f"evaluate.k is {self.k}; use 1 to {self.num_samples - 2} "
+            f"(below evaluate.num_samples - 1, or every ball holds the whole set).",
+        )
+        _check(
+            not self.inception_weights or Path(self.inception_weights).is_file(),
+            f"evaluate.inception_weights is {self.inception_weights!r}, which is not a file; give the path "
+            "of Inception-v3 weights (torch-fidelity's or torchvision's), or leave it empty.",
+        )
 
 
 @dataclass
@@ -227,8 +251,14 @@ class Compute:
 
 
 SECTIONS: dict[str, type] = {
-    "data": Data, "vqvae": VQVAE, "encode": Encode, "ar": AR, "diffusion": Diffusion,
-    "sample": Sample, "evaluate": Evaluate, "compute": Compute,
+    "data": Data,
+    "vqvae": VQVAE,
+    "encode": Encode,
+    "ar": AR,
+    "diffusion": Diffusion,
+    "sample": Sample,
+    "evaluate": Evaluate,
+    "compute": Compute,
 }
 
 
@@ -248,21 +278,29 @@ class Params:
             section = getattr(self, name)
             for f in dataclasses.fields(section):
                 value = getattr(section, f.name)
-                _check(not isinstance(value, float) or math.isfinite(value),
-                       f"{name}.{f.name} is {value}; use a finite number.")
-                _check(f.name != "seed" or 0 <= value < SEED_LIMIT,
-                       f"{name}.seed is {value}; use 0 up to {SEED_LIMIT - 1}.")
+                _check(
+                    not isinstance(value, float) or math.isfinite(value),
+                    f"{name}.{f.name} is {value}; use a finite number.",
+                )
+                _check(
+                    f.name != "seed" or 0 <= value < SEED_LIMIT,
+                    f"{name}.seed is {value}; use 0 up to {SEED_LIMIT - 1}.",
+                )
             section.validate()
         if self.data.source == "synthetic":
             from vqgen.data.celeba import split_sizes
 
             _, val, test = split_sizes(self.data.synthetic_count)
-            _check(val >= 2 and test >= self.evaluate.num_samples,
-                   f"data.synthetic_count is {self.data.synthetic_count}, which leaves {val} val and {test} test images; "
-                   f"use at least {_synthetic_needed(self.evaluate.num_samples)} for evaluate.num_samples "
-                   f"({self.evaluate.num_samples}), or lower evaluate.num_samples.")
-        _check(self.data.image_size % self.vqvae.downsample == 0,
-               f"data.image_size is {self.data.image_size}; use a multiple of vqvae.downsample ({self.vqvae.downsample}).")
+            _check(
+                val >= 2 and test >= self.evaluate.num_samples,
+                f"data.synthetic_count is {self.data.synthetic_count}, which leaves {val} val and {test} test images; "
+                f"use at least {_synthetic_needed(self.evaluate.num_samples)} for evaluate.num_samples "
+                f"({self.evaluate.num_samples}), or lower evaluate.num_samples.",
+            )
+        _check(
+            self.data.image_size % self.vqvae.downsample == 0,
+            f"data.image_size is {self.data.image_size}; use a multiple of vqvae.downsample ({self.vqvae.downsample}).",
+        )
         return self
 
     def set(self, key: str, value: Any) -> None:
@@ -282,8 +320,10 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
             return float(value)
         except ValueError:
             pass
-    _check(isinstance(value, kind) and not (kind is int and isinstance(value, bool)),
-           f"{key} is {value!r}; use a value of type {kind.__name__}.")
+    _check(
+        isinstance(value, kind) and not (kind is int and isinstance(value, bool)),
+        f"{key} is {value!r}; use a value of type {kind.__name__}.",
+    )
     return value
 
 

@@ -4,8 +4,8 @@ and recall, and attribute statistics of image sets in the feature space of the t
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -51,8 +51,9 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str
     inside the union of real samples' k-NN balls, and the share of real samples inside the generated ones."""
     real, fake = torch.from_numpy(np.asarray(real, np.float64)), torch.from_numpy(np.asarray(fake, np.float64))
     if not 1 <= k < min(len(real), len(fake)) - 1:
-        raise ValueError(f"k-NN precision and recall need 1 <= k < set size - 1; k is {k} for sets of "
-                         f"{len(real)} and {len(fake)}.")
+        raise ValueError(
+            f"k-NN precision and recall need 1 <= k < set size - 1; k is {k} for sets of {len(real)} and {len(fake)}."
+        )
 
     def radii(x: torch.Tensor) -> torch.Tensor:  # distance of each point to its k-th nearest other point
         return torch.cdist(x, x).kthvalue(k + 1, dim=1).values
@@ -88,8 +89,10 @@ def judge(evaluator: torch.nn.Module, batches: Iterable[torch.Tensor]) -> dict[s
 def compare(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], k: int = 3) -> dict[str, float]:
     """Every measure between two judged image sets: fd, precision, recall, and attr_tv and
     inception_fid where both sets have attribute predictions and Inception features."""
-    out = {"fd": frechet_distance(real["features"], fake["features"]),
-           **precision_recall(real["features"], fake["features"], k)}
+    out = {
+        "fd": frechet_distance(real["features"], fake["features"]),
+        **precision_recall(real["features"], fake["features"], k),
+    }
     if "attributes" in real:
         out["attr_tv"] = attribute_tv(real["attributes"], fake["attributes"])
     if "inception" in real:
@@ -120,10 +123,14 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError, ... by the damage
-        raise WeightsError(f"{path} is not a tensor-only Inception-v3 weights file ({type(e).__name__}); "
-                           "delete it, or replace it with the published weights.") from None
+        raise WeightsError(
+            f"{path} is not a tensor-only Inception-v3 weights file ({type(e).__name__}); "
+            "delete it, or replace it with the published weights."
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{path} holds no state dict of tensors; delete it, or replace it with the published weights.")
+        raise WeightsError(
+            f"{path} holds no state dict of tensors; delete it, or replace it with the published weights."
+        )
     return state
 
 
@@ -131,8 +138,10 @@ def _checked(path: Path, build):
     try:
         return build()
     except RuntimeError as e:  # load_state_dict: missing, unexpected or misshapen tensors
-        raise WeightsError(f"{path} does not hold Inception-v3 weights of the expected layout "
-                           f"({str(e).splitlines()[0]}); delete it, or replace it with the published weights.") from None
+        raise WeightsError(
+            f"{path} does not hold Inception-v3 weights of the expected layout "
+            f"({str(e).splitlines()[0]}); delete it, or replace it with the published weights."
+        ) from None
 
 
 class Inception:
@@ -152,8 +161,12 @@ class Inception:
             buffer = io.BytesIO()
             torch.save(state, buffer)
             buffer.seek(0)
-            self.net = _checked(weights, lambda: FeatureExtractorInceptionV3(
-                "inception-v3-compat", ["2048"], feature_extractor_weights_path=buffer))
+            self.net = _checked(
+                weights,
+                lambda: FeatureExtractorInceptionV3(
+                    "inception-v3-compat", ["2048"], feature_extractor_weights_path=buffer
+                ),
+            )
         else:
             from torchvision.models import inception_v3
 

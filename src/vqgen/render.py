@@ -21,7 +21,7 @@ def grid(images: np.ndarray, cols: int, pad: int = 2, scale: int = 1) -> np.ndar
     out = np.full((rows * (s + pad) + pad, cols * (s + pad) + pad, 3), 255, np.uint8)
     for i, img in enumerate(images):
         r, c = divmod(i, cols)
-        out[pad + r * (s + pad):pad + r * (s + pad) + s, pad + c * (s + pad):pad + c * (s + pad) + s] = img
+        out[pad + r * (s + pad) : pad + r * (s + pad) + s, pad + c * (s + pad) : pad + c * (s + pad) + s] = img
     return out.repeat(scale, 0).repeat(scale, 1) if scale > 1 else out
 
 
@@ -38,8 +38,7 @@ def side_by_side(path: str | Path, rows: list[list[tuple[str, np.ndarray]]], tit
     ncols = max(len(r) for r in rows)
     width = max(3.4, 1.5 * max(img.shape[1] for r in rows for _, img in r) / dpi)  # inches per panel
     height = max(img.shape[0] / img.shape[1] for r in rows for _, img in r)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(width * ncols, width * height * len(rows) + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(width * ncols, width * height * len(rows) + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for axs, row in zip(axes, rows):
@@ -98,8 +97,13 @@ def frontier(path: str | Path, curves: dict[str, list[dict]]) -> None:
         points = sorted(points, key=lambda q: q["seconds_per_image"])
         ax.plot([q["seconds_per_image"] for q in points], [q["fd"] for q in points], "o-", label=name)
         for q in points:
-            ax.annotate(f"{q['steps']:.0f}", (q["seconds_per_image"], q["fd"]), textcoords="offset points",
-                        xytext=(4, 4), fontsize=8)
+            ax.annotate(
+                f"{q['steps']:.0f}",
+                (q["seconds_per_image"], q["fd"]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+            )
     ax.set_xscale("log")
     ax.set_xlabel("seconds per image (log scale)")
     ax.set_ylabel("fd (lower is better)")
@@ -109,8 +113,14 @@ def frontier(path: str | Path, curves: dict[str, list[dict]]) -> None:
     _save_figure(fig, path, 150)
 
 
-def report(path: str | Path, title: str, rows: dict[str, dict[str, float]], columns: tuple[str, ...],
-           notes: list[str], figures: tuple[tuple[str, str], ...]) -> None:
+def report(
+    path: str | Path,
+    title: str,
+    rows: dict[str, dict[str, float]],
+    columns: tuple[str, ...],
+    notes: list[str],
+    figures: tuple[tuple[str, str], ...],
+) -> None:
     """A Markdown report: a table (one row per image set, blank where a measure does not apply),
     notes, then each figure under its caption (figure paths relative to the report)."""
     lines = [f"# {title}", "", "| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]

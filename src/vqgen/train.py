@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import random
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -27,8 +27,10 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ConfigError(f"compute.device is {name!r}; this machine has {torch.cuda.device_count()} CUDA devices, "
-                          "use auto, cpu or cuda:N with N below that count.")
+        raise ConfigError(
+            f"compute.device is {name!r}; this machine has {torch.cuda.device_count()} CUDA devices, "
+            "use auto, cpu or cuda:N with N below that count."
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"compute.device is {name!r}; this machine has no MPS device, use auto or cpu.")
     return device
@@ -65,12 +67,18 @@ def batches(data: torch.Tensor, batch_size: int, generator: torch.Generator) -> 
     while True:
         order = torch.randperm(n, generator=generator)
         for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
-            yield data[order[i:i + batch_size]]
+            yield data[order[i : i + batch_size]]
 
 
-def fit(losses: Callable[[int], dict[str, torch.Tensor]], objectives: list[tuple[str, torch.optim.Optimizer]],
-        max_iters: int, lr: float, warmup: int = 100, grad_clip: float = 1.0,
-        on_step: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
+def fit(
+    losses: Callable[[int], dict[str, torch.Tensor]],
+    objectives: list[tuple[str, torch.optim.Optimizer]],
+    max_iters: int,
+    lr: float,
+    warmup: int = 100,
+    grad_clip: float = 1.0,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, float]:
     """Run `max_iters` iterations; each computes `losses(it)` and, for each (name, optimizer) in
     `objectives`, steps that optimizer on the gradient of that loss. Returns the last losses."""
     last: dict[str, float] = {}

@@ -20,13 +20,46 @@ BBOX_FILE = "list_bbox_celeba.txt"
 LANDMARKS_FILE = "list_landmarks_align_celeba.txt"
 
 ATTRIBUTES: tuple[str, ...] = (  # the official 40, in the official order
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
-    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones",
-    "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin",
-    "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair",
-    "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
-    "Wearing_Necktie", "Young",
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
 )
 IMAGE_COUNT = 202_599
 OFFICIAL_SPLIT = {0: 162_770, 1: 19_867, 2: 19_962}
@@ -47,7 +80,7 @@ class LayoutError(ValueError):
 
 def _table_lines(path: Path, first: int, columns: int, what: str) -> list[str]:
     """The lines of path from line number `first` on (1-based), each checked to hold `columns` fields."""
-    lines = path.read_text().splitlines()[first - 1:]
+    lines = path.read_text().splitlines()[first - 1 :]
     while lines and not lines[-1].strip():
         lines.pop()
     for number, line in enumerate(lines, start=first):
@@ -59,8 +92,9 @@ def _table_lines(path: Path, first: int, columns: int, what: str) -> list[str]:
 
 def _parse(path: Path, lines: list[str], names: list[str], first: int) -> pd.DataFrame:
     """Whitespace-separated rows as a table indexed by image name; non-numbers become NaN."""
-    table = pd.read_csv(io.StringIO("\n".join(lines)), sep=r"\s+", header=None, names=["image", *names],
-                        dtype={"image": str})
+    table = pd.read_csv(
+        io.StringIO("\n".join(lines)), sep=r"\s+", header=None, names=["image", *names], dtype={"image": str}
+    )
     dup = table["image"].duplicated()
     if dup.any():
         row = int(dup.to_numpy().argmax())
@@ -117,8 +151,9 @@ def read_partition(path: str | Path) -> pd.Series:
         if counts != OFFICIAL_SPLIT:
             found = " / ".join(f"{SPLIT_NAMES[k]} {v}" for k, v in counts.items())
             official = " / ".join(f"{SPLIT_NAMES[k]} {v}" for k, v in OFFICIAL_SPLIT.items())
-            raise LayoutError(f"{path} lists all {IMAGE_COUNT} images but splits them {found}, "
-                              f"not the official {official}.")
+            raise LayoutError(
+                f"{path} lists all {IMAGE_COUNT} images but splits them {found}, not the official {official}."
+            )
     return part
 
 
@@ -131,8 +166,9 @@ def read_identities(path: str | Path) -> pd.Series:
     bad = ~(ids.notna() & (ids >= 1) & (ids == ids.round())).to_numpy()
     if bad.any():
         row = int(bad.argmax())
-        raise LayoutError(f"{path}, line {row + 1}: the identity must be a positive integer, "
-                          f"found {_raw_value(path, row + 1, 0)!r}.")
+        raise LayoutError(
+            f"{path}, line {row + 1}: the identity must be a positive integer, found {_raw_value(path, row + 1, 0)!r}."
+        )
     return ids.astype("int64")
 
 
@@ -140,8 +176,13 @@ def _same_images(root: Path, reference: pd.Index, other: pd.Index, name: str) ->
     if reference.equals(other):
         return
     extra, missing = other.difference(reference), reference.difference(other)
-    example = (f"{extra[0]} is only in {name}" if len(extra)
-               else f"{missing[0]} is missing from {name}" if len(missing) else "they list them in another order")
+    example = (
+        f"{extra[0]} is only in {name}"
+        if len(extra)
+        else f"{missing[0]} is missing from {name}"
+        if len(missing)
+        else "they list them in another order"
+    )
     raise LayoutError(f"{ATTR_FILE} and {name} in {root} do not list the same images: {example}.")
 
 
@@ -155,8 +196,9 @@ def read_layout(root: str | Path, missing_ok: bool = False) -> tuple[list[Path],
     root = Path(root)
     for name in (IMAGE_DIR, ATTR_FILE, PARTITION_FILE):
         if not (root / name).exists():
-            raise LayoutError(f"{root / name} is missing; a CelebA directory holds {IMAGE_DIR}/, {ATTR_FILE} "
-                              f"and {PARTITION_FILE}.")
+            raise LayoutError(
+                f"{root / name} is missing; a CelebA directory holds {IMAGE_DIR}/, {ATTR_FILE} and {PARTITION_FILE}."
+            )
     attrs = read_attributes(root / ATTR_FILE)
     part = read_partition(root / PARTITION_FILE)
     _same_images(root, attrs.index, part.index, PARTITION_FILE)
@@ -165,8 +207,9 @@ def read_layout(root: str | Path, missing_ok: bool = False) -> tuple[list[Path],
     paths = [root / IMAGE_DIR / name for name in attrs.index]
     missing = [p.name for p in paths if not p.exists()]
     if missing and (not missing_ok or len(missing) == len(paths)):
-        raise LayoutError(f"{len(missing)} of the {len(paths)} listed images are missing from {root / IMAGE_DIR}, "
-                          f"e.g. {missing[0]}.")
+        raise LayoutError(
+            f"{len(missing)} of the {len(paths)} listed images are missing from {root / IMAGE_DIR}, e.g. {missing[0]}."
+        )
     return paths, attrs, part
 
 
@@ -207,8 +250,9 @@ def _read_csv(path: Path, header: list[str], what: str) -> pd.DataFrame:
         raise LayoutError(f"{path}, line 1: expected the header {what}, found {found!r}.")
     for number, line in enumerate(lines[1:], start=2):
         if line.strip() and len(line.split(",")) != len(header):
-            raise LayoutError(f"{path}, line {number}: expected {len(header)} comma-separated fields, "
-                              f"found {len(line.split(','))}.")
+            raise LayoutError(
+                f"{path}, line {number}: expected {len(header)} comma-separated fields, found {len(line.split(','))}."
+            )
     table = pd.read_csv(path, dtype={"image_id": str}, skip_blank_lines=True)
     dup = table["image_id"].duplicated()
     if dup.any():

@@ -22,8 +22,8 @@ import shutil
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Callable, Sequence
 
 from torchvision.datasets import CelebA
 from torchvision.datasets import utils as tv_utils
@@ -50,8 +50,10 @@ class FetchWarning(UserWarning):
 
 
 def _manual(directory: Path) -> str:
-    return (f"download it from the CelebA site ({SITE}) or a mirror, put it in {directory} "
-            f"and set data.celeba_dir: {directory}")
+    return (
+        f"download it from the CelebA site ({SITE}) or a mirror, put it in {directory} "
+        f"and set data.celeba_dir: {directory}"
+    )
 
 
 def md5sum(path: Path) -> str:
@@ -91,8 +93,13 @@ def _unsafe(name: str) -> bool:
     return posix.is_absolute() or bool(windows.drive or windows.root) or ".." in windows.parts
 
 
-def safe_extract(zip_path: str | Path, dest: str | Path, progress: Callable[[int], None] | None = None,
-                 max_bytes: int = MAX_UNPACKED, max_ratio: float = MAX_RATIO) -> None:
+def safe_extract(
+    zip_path: str | Path,
+    dest: str | Path,
+    progress: Callable[[int], None] | None = None,
+    max_bytes: int = MAX_UNPACKED,
+    max_ratio: float = MAX_RATIO,
+) -> None:
     """Extract a zip archive into dest, which appears only once complete.
 
     Members with absolute paths or `..` components, archives that would unpack to more than
@@ -107,16 +114,22 @@ def safe_extract(zip_path: str | Path, dest: str | Path, progress: Callable[[int
             members = archive.infolist()
             for member in members:
                 if _unsafe(member.filename):
-                    raise FetchError(f"{zip_path} holds the unsafe member {member.filename!r} (an absolute path "
-                                     f"or '..'), so it is not extracted; {manual}.")
+                    raise FetchError(
+                        f"{zip_path} holds the unsafe member {member.filename!r} (an absolute path "
+                        f"or '..'), so it is not extracted; {manual}."
+                    )
                 if member.file_size > max_ratio * max(member.compress_size, 1) and member.file_size > 1 << 20:
-                    raise FetchError(f"{zip_path} holds {member.filename!r}, compressed {member.file_size} to "
-                                     f"{member.compress_size} bytes, more than {max_ratio:g} times (a zip bomb?), "
-                                     f"so it is not extracted; {manual}.")
+                    raise FetchError(
+                        f"{zip_path} holds {member.filename!r}, compressed {member.file_size} to "
+                        f"{member.compress_size} bytes, more than {max_ratio:g} times (a zip bomb?), "
+                        f"so it is not extracted; {manual}."
+                    )
             total = sum(member.file_size for member in members)
             if total > max_bytes:
-                raise FetchError(f"{zip_path} would unpack to {total} bytes, more than the {max_bytes} allowed, "
-                                 f"so it is not extracted; {manual}.")
+                raise FetchError(
+                    f"{zip_path} would unpack to {total} bytes, more than the {max_bytes} allowed, "
+                    f"so it is not extracted; {manual}."
+                )
             with building(dest, ".partial") as partial:
                 for member in members:
                     archive.extract(member, partial)
@@ -172,19 +185,23 @@ def _download(file_id: str, md5: str, name: str, cache_dir: Path) -> Path:
         tv_utils.download_file_from_google_drive(file_id, str(cache_dir), part.name)
     except Exception as err:  # gdown and requests raise many kinds; each means the same to the user
         part.unlink(missing_ok=True)
-        raise FetchError(f"{name} could not be downloaded from Google Drive ({_reason(err)}); "
-                         f"{_manual(cache_dir)}.") from err
+        raise FetchError(
+            f"{name} could not be downloaded from Google Drive ({_reason(err)}); {_manual(cache_dir)}."
+        ) from err
     try:
         if not part.is_file():
-            raise FetchError(f"{name} could not be downloaded from Google Drive (nothing was saved); "
-                             f"{_manual(cache_dir)}.")
+            raise FetchError(
+                f"{name} could not be downloaded from Google Drive (nothing was saved); {_manual(cache_dir)}."
+            )
         if looks_like_html(part):
-            raise FetchError(f"Google Drive sent an HTML page (its quota or error page) instead of {name}; "
-                             f"{_manual(cache_dir)}.")
+            raise FetchError(
+                f"Google Drive sent an HTML page (its quota or error page) instead of {name}; {_manual(cache_dir)}."
+            )
         found = md5sum(part)
         if found != md5:
-            raise FetchError(f"{name} downloaded from Google Drive has md5 {found}, not the official {md5}; "
-                             f"{_manual(cache_dir)}.")
+            raise FetchError(
+                f"{name} downloaded from Google Drive has md5 {found}, not the official {md5}; {_manual(cache_dir)}."
+            )
     except FetchError:
         part.unlink(missing_ok=True)
         raise
@@ -192,8 +209,14 @@ def _download(file_id: str, md5: str, name: str, cache_dir: Path) -> Path:
     return path
 
 
-def fetch(root: str | Path, celeba_dir: str | Path | None = None, *, cache_dir: str | Path = CACHE_DIR,
-          files: Sequence[tuple[str, str, str]] = FILES, progress: Callable[[int], None] | None = None) -> Path:
+def fetch(
+    root: str | Path,
+    celeba_dir: str | Path | None = None,
+    *,
+    cache_dir: str | Path = CACHE_DIR,
+    files: Sequence[tuple[str, str, str]] = FILES,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
     """Make root a complete CelebA directory: root/img_align_celeba/*.jpg and the official text files.
 
     With celeba_dir, the files come from there and nothing is downloaded: the text files are
@@ -212,8 +235,10 @@ def fetch(root: str | Path, celeba_dir: str | Path | None = None, *, cache_dir: 
     source = Path(celeba_dir) if celeba_dir else None
     cache_dir = Path(cache_dir)
     if source is not None and not source.is_dir():
-        raise FetchError(f"data.celeba_dir {source} is not a directory; point it at the folder holding the "
-                         f"CelebA files, or leave it empty to download them.")
+        raise FetchError(
+            f"data.celeba_dir {source} is not a directory; point it at the folder holding the "
+            f"CelebA files, or leave it empty to download them."
+        )
 
     with building(root) as tmp:
         if source is not None and (source / KAGGLE_ATTR).exists():
@@ -225,12 +250,18 @@ def fetch(root: str | Path, celeba_dir: str | Path | None = None, *, cache_dir: 
                 _place(file_id, md5, name, source, cache_dir, tmp, progress)
         paths, attrs, _ = celeba.read_layout(tmp, missing_ok=True)
         if tuple(attrs.columns) != celeba.ATTRIBUTES:
-            raise FetchError(f"{tmp.name}/{celeba.ATTR_FILE} names the attributes {' '.join(attrs.columns)[:120]!r}, "
-                             f"not CelebA's 40; {_manual(source or cache_dir)}.")
+            raise FetchError(
+                f"{tmp.name}/{celeba.ATTR_FILE} names the attributes {' '.join(attrs.columns)[:120]!r}, "
+                f"not CelebA's 40; {_manual(source or cache_dir)}."
+            )
         missing = sum(not p.exists() for p in paths)
         if missing:
-            warnings.warn(f"{missing} of the {len(paths)} listed images are not in the image folder; `vqgen prepare` "
-                          "skips and counts them.", FetchWarning, stacklevel=2)
+            warnings.warn(
+                f"{missing} of the {len(paths)} listed images are not in the image folder; `vqgen prepare` "
+                "skips and counts them.",
+                FetchWarning,
+                stacklevel=2,
+            )
     return root
 
 
@@ -241,8 +272,10 @@ def _place_kaggle(source: Path, tmp: Path, progress: Callable[[int], None] | Non
         if looks_like_html(source / name):
             raise FetchError(f"{source / name} is an HTML page, not {name}; {_manual(source)}.")
         if not (source / name).is_file():
-            raise FetchError(f"{source / name} is missing; the Kaggle copy of CelebA holds {KAGGLE_ATTR}, "
-                             f"{KAGGLE_PARTITION} and {celeba.IMAGE_DIR}/.")
+            raise FetchError(
+                f"{source / name} is missing; the Kaggle copy of CelebA holds {KAGGLE_ATTR}, "
+                f"{KAGGLE_PARTITION} and {celeba.IMAGE_DIR}/."
+            )
     celeba.write_attributes(celeba.read_kaggle_attributes(source / KAGGLE_ATTR), tmp / celeba.ATTR_FILE)
     celeba.write_partition(celeba.read_kaggle_partition(source / KAGGLE_PARTITION), tmp / celeba.PARTITION_FILE)
     images = source / celeba.IMAGE_DIR
@@ -253,8 +286,15 @@ def _place_kaggle(source: Path, tmp: Path, progress: Callable[[int], None] | Non
     _link_images(images, tmp / celeba.IMAGE_DIR, progress)
 
 
-def _place(file_id: str, md5: str, name: str, source: Path | None, cache_dir: Path, tmp: Path,
-           progress: Callable[[int], None] | None) -> None:
+def _place(
+    file_id: str,
+    md5: str,
+    name: str,
+    source: Path | None,
+    cache_dir: Path,
+    tmp: Path,
+    progress: Callable[[int], None] | None,
+) -> None:
     """Put one of the official files into tmp, from source if given, else from a download."""
     if source is not None and name == IMAGE_ZIP and (source / celeba.IMAGE_DIR).is_dir():
         _link_images(source / celeba.IMAGE_DIR, tmp / celeba.IMAGE_DIR, progress)
@@ -275,7 +315,6 @@ def _unpack_images(zip_path: Path, tmp: Path, progress: Callable[[int], None] | 
     safe_extract(zip_path, unpacked, progress)
     folder = _image_folder(unpacked)
     if folder is None:
-        raise FetchError(f"{zip_path} holds no {celeba.IMAGE_DIR}/ folder of .jpg images; "
-                         f"{_manual(zip_path.parent)}.")
+        raise FetchError(f"{zip_path} holds no {celeba.IMAGE_DIR}/ folder of .jpg images; {_manual(zip_path.parent)}.")
     os.replace(folder, tmp / celeba.IMAGE_DIR)
     shutil.rmtree(unpacked, ignore_errors=True)

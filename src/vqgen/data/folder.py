@@ -13,67 +13,20 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from warnings import catch_warnings, simplefilter
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from vqgen.data.decode import UnreadableImage, open_rgb
 from vqgen.files import building
 
 SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
 REASONS = ("unreadable", "too_small", "not_an_image", "link_outside", "dangling_link", "name_not_utf8")
-WHITE = (255, 255, 255, 255)
-
-
-class UnreadableImage(ValueError):
-    """A file with an image suffix that does not decode; the message says why."""
 
 
 class FolderError(ValueError):
     """An image folder that is missing or holds no usable image."""
-
-
-def open_rgb(path: str | Path) -> Image.Image:
-    """Decode one image file to RGB: first frame, EXIF orientation applied, transparency on white."""
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise UnreadableImage("empty file")
-        with catch_warnings():
-            simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.seek(0)
-                img.load()  # decodes everything now, so truncation shows here
-                return _to_rgb(ImageOps.exif_transpose(img))
-    except UnreadableImage:
-        raise
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise UnreadableImage(f"over {Image.MAX_IMAGE_PIXELS} pixels") from None
-    except UnidentifiedImageError:
-        raise UnreadableImage("not a recognised image format") from None
-    except EOFError:
-        raise UnreadableImage("truncated") from None
-    except FileNotFoundError:
-        raise UnreadableImage("missing") from None
-    except OSError as e:
-        if e.errno is not None:  # the file system's error, not the decoder's
-            raise UnreadableImage(f"cannot read: {e.strerror}") from None
-        if "truncated" in str(e):
-            raise UnreadableImage("truncated") from None
-        raise UnreadableImage(f"corrupt: {e}") from None
-    except Exception as e:  # PIL plugins also raise SyntaxError, ValueError, struct.error, ... on bad data
-        raise UnreadableImage(f"corrupt: {type(e).__name__}: {e}") from None
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        # 16-bit samples (Pillow holds 16-bit grey PNGs this way); keep the top 8 bits' worth
-        grey = np.clip(np.asarray(img, dtype=np.float64), 0, 65535) / 257
-        return Image.fromarray(grey.round().astype(np.uint8), "L").convert("RGB")
-    if img.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in img.info:
-        return Image.alpha_composite(Image.new("RGBA", img.size, WHITE), img.convert("RGBA")).convert("RGB")
-    return img.convert("RGB")
 
 
 def load_square(path: str | Path, size: int) -> np.ndarray:
@@ -89,8 +42,9 @@ def load_square(path: str | Path, size: int) -> np.ndarray:
 def split_of(relative_path: str, val_fraction: float, test_fraction: float) -> int:
     """0 train, 1 val or 2 test, from a hash of the relative path alone."""
     if not (0 <= val_fraction and 0 <= test_fraction and val_fraction + test_fraction <= 1):
-        raise ValueError(f"val_fraction {val_fraction} and test_fraction {test_fraction} must be >= 0 "
-                         "and sum to at most 1.")
+        raise ValueError(
+            f"val_fraction {val_fraction} and test_fraction {test_fraction} must be >= 0 and sum to at most 1."
+        )
     digest = hashlib.sha1(PurePosixPath(relative_path).as_posix().encode("utf-8")).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     return 2 if u < test_fraction else 1 if u < test_fraction + val_fraction else 0
@@ -159,8 +113,15 @@ def _check_many(job: tuple[list[str], int]) -> list[tuple[str | None, str]]:
     return [_check(p, min_size) for p in paths]
 
 
-def scan(root: str | Path, min_size: int, val_fraction: float, test_fraction: float, workers: int = 1,
-         progress: Callable[[int], None] | None = None, chunk: int = 64) -> Scan:
+def scan(
+    root: str | Path,
+    min_size: int,
+    val_fraction: float,
+    test_fraction: float,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = 64,
+) -> Scan:
     """Find the usable images under root and their splits; progress(n) after each n files decoded."""
     root = Path(root).expanduser()
     if not root.exists():
@@ -177,7 +138,9 @@ def scan(root: str | Path, min_size: int, val_fraction: float, test_fraction: fl
         else:
             skipped["not_an_image"].append(rel)
 
-    jobs = [([str(root / rel) for rel in candidates[i:i + chunk]], min_size) for i in range(0, len(candidates), chunk)]
+    jobs = [
+        ([str(root / rel) for rel in candidates[i : i + chunk]], min_size) for i in range(0, len(candidates), chunk)
+    ]
     results = []
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
@@ -203,7 +166,8 @@ def scan(root: str | Path, min_size: int, val_fraction: float, test_fraction: fl
         raise FolderError(
             f"No usable image in {root}: of {len(files)} files, {len(skipped['unreadable'])} are unreadable, "
             f"{len(skipped['too_small'])} are smaller than {min_size} px and {len(skipped['not_an_image'])} "
-            f"do not end in {', '.join(sorted(SUFFIXES))}.")
+            f"do not end in {', '.join(sorted(SUFFIXES))}."
+        )
     first = {}  # identical bytes go where the first file holding them goes, so no test image is also trained on
     for rel, digest in zip(used, digests):
         first.setdefault(digest, rel)
@@ -217,22 +181,27 @@ def check_splits(scan: Scan, val_fraction: float, test_fraction: float, least: i
     for index, (name, fraction) in enumerate((("val", val_fraction), ("test", test_fraction)), start=1):
         count = int((scan.split == index).sum())
         if count < least:
-            raise FolderError(f"Only {count} of the {len(scan.paths)} usable images in {scan.root} fall in the "
-                              f"{name} split (data.{name}_fraction {fraction}); add images or raise the fraction "
-                              f"so that it gets at least {least}.")
+            raise FolderError(
+                f"Only {count} of the {len(scan.paths)} usable images in {scan.root} fall in the "
+                f"{name} split (data.{name}_fraction {fraction}); add images or raise the fraction "
+                f"so that it gets at least {least}."
+            )
 
 
 def warnings(scan: Scan, limit: int = 20) -> list[str]:
     """One line per skipped file, e.g. 'skipped photos/a.jpg: unreadable (truncated)', at most limit + 1."""
-    return skip_lines([(rel, reason, scan.details.get(rel)) for reason, rels in scan.skipped.items() for rel in rels],
-                      limit)
+    return skip_lines(
+        [(rel, reason, scan.details.get(rel)) for reason, rels in scan.skipped.items() for rel in rels], limit
+    )
 
 
 def skip_lines(skipped: list[tuple[str, str, str | None]], limit: int = 20) -> list[str]:
     """'skipped <file>: <reason> (<detail>)' for (file, reason, detail) triples, sorted, at most limit + 1 lines."""
     skipped = sorted(skipped, key=lambda item: item[:2])
-    lines = [f"skipped {shown(rel)}: {reason.replace('_', ' ')}" + (f" ({detail})" if detail else "")
-             for rel, reason, detail in skipped[:limit]]
+    lines = [
+        f"skipped {shown(rel)}: {reason.replace('_', ' ')}" + (f" ({detail})" if detail else "")
+        for rel, reason, detail in skipped[:limit]
+    ]
     if len(skipped) > limit:
         lines.append(f"... and {len(skipped) - limit} more")
     return lines

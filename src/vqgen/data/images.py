@@ -8,14 +8,15 @@ source listing); file attribute `attribute_names` (JSON list).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import h5py
 import numpy as np
 import torch
 
 from vqgen import files
+from vqgen.data.decode import UnreadableImage, open_rgb
 
 SPLITS = ("train", "val", "test")
 
@@ -40,7 +41,7 @@ class ImageStoreWriter:
     def append(self, images: np.ndarray, attributes: np.ndarray, split: np.ndarray, source_index: np.ndarray) -> None:
         end = self.count + len(images)
         for key, values in zip(FIELDS, (images, attributes, split, source_index)):
-            self.f[key][self.count:end] = values
+            self.f[key][self.count : end] = values
         self.count = end
 
     def close(self) -> None:
@@ -53,7 +54,7 @@ class ImageStoreWriter:
                 dst.attrs.update(src.attrs)
                 for key in FIELDS:
                     chunks = src[key].chunks if key == "images" else None
-                    dst.create_dataset(key, data=src[key][:self.count], chunks=chunks)
+                    dst.create_dataset(key, data=src[key][: self.count], chunks=chunks)
             cut.replace(self.tmp)
         files.commit(self.tmp, self.path)
 
@@ -107,7 +108,7 @@ class Split:
 def batched(images, size: int = 256) -> Iterator[torch.Tensor]:
     """Consecutive float batches (B, 3, S, S) of a uint8 image array or a Split."""
     for i in range(0, len(images), size):
-        yield to_tensor(images[i:i + size])
+        yield to_tensor(images[i : i + size])
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -122,11 +123,9 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 def load_face(path: str | Path, crop: int, size: int) -> np.ndarray:
     """Centre-crop an image to crop x crop, resize (antialiased) to size x size: uint8 (S, S, 3).
-    Raises `folder.UnreadableImage` for a file that does not decode (empty, truncated, not an image,
+    Raises `decode.UnreadableImage` for a file that does not decode (empty, truncated, not an image,
     a decompression bomb)."""
     from PIL import Image
-
-    from vqgen.data.folder import open_rgb
 
     img = open_rgb(path)
     w, h = img.size
@@ -138,8 +137,6 @@ def load_face(path: str | Path, crop: int, size: int) -> np.ndarray:
 
 def _load_many(job: tuple[Callable[[str], np.ndarray], list[str]]) -> tuple[list[np.ndarray | None], dict[int, str]]:
     """The decoded images of a chunk (None where one does not decode) and why each of those failed."""
-    from vqgen.data.folder import UnreadableImage
-
     load, paths = job
     out, failed = [], {}
     for i, path in enumerate(paths):
@@ -151,9 +148,19 @@ def _load_many(job: tuple[Callable[[str], np.ndarray], list[str]]) -> tuple[list
     return out, failed
 
 
-def build_store(path: str | Path, paths: list[Path], attributes: np.ndarray, attribute_names: list[str],
-                split: np.ndarray, load: Callable[[str], np.ndarray], size: int, workers: int = 1,
-                progress=None, chunk: int = 256, check: Callable[[dict[int, str]], None] | None = None) -> dict[int, str]:
+def build_store(
+    path: str | Path,
+    paths: list[Path],
+    attributes: np.ndarray,
+    attribute_names: list[str],
+    split: np.ndarray,
+    load: Callable[[str], np.ndarray],
+    size: int,
+    workers: int = 1,
+    progress=None,
+    chunk: int = 256,
+    check: Callable[[dict[int, str]], None] | None = None,
+) -> dict[int, str]:
     """Decode every image with `load` (a picklable function of a path returning uint8 (size, size, 3))
     in worker processes and stream them into an image store, `source_index` their index in `paths`.
     Images that do not decode are left out; returns {index: why} for them. `check`, given the same,
@@ -161,7 +168,7 @@ def build_store(path: str | Path, paths: list[Path], attributes: np.ndarray, att
     from concurrent.futures import ProcessPoolExecutor
 
     writer = ImageStoreWriter(path, len(paths), size, attribute_names)
-    jobs = [(load, [str(p) for p in paths[i:i + chunk]]) for i in range(0, len(paths), chunk)]
+    jobs = [(load, [str(p) for p in paths[i : i + chunk]]) for i in range(0, len(paths), chunk)]
     failed = {}
     try:
         with ProcessPoolExecutor(max(1, workers)) as pool:

@@ -9,9 +9,9 @@ those the drawing shows are recorded truthfully, the others are 0 (-1 in the fil
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -19,15 +19,20 @@ from PIL import Image, ImageDraw, ImageFilter
 from vqgen.data.celeba import ATTRIBUTES, split_sizes
 from vqgen.files import building
 
-W, H = 178, 218      # CelebA aligned image size
-S = 2                # drawing is supersampled S times, then reduced (anti-aliasing)
+W, H = 178, 218  # CelebA aligned image size
+S = 2  # drawing is supersampled S times, then reduced (anti-aliasing)
 CX, EYE_Y = 89.0, 112.0
 _YY, _XX = np.mgrid[0:H, 0:W].astype(np.float32)
 
-_SKIN = np.array([(250, 226, 214), (240, 204, 180), (222, 176, 144), (190, 138, 102),
-                  (140, 94, 64), (92, 60, 42)], float)            # pale ... dark
-_HAIR = {"Black_Hair": ((16, 14, 14), (52, 40, 34)), "Brown_Hair": ((72, 46, 30), (140, 94, 58)),
-         "Blond_Hair": ((184, 144, 84), (236, 208, 150)), "Gray_Hair": ((128, 126, 124), (214, 212, 208))}
+_SKIN = np.array(
+    [(250, 226, 214), (240, 204, 180), (222, 176, 144), (190, 138, 102), (140, 94, 64), (92, 60, 42)], float
+)  # pale ... dark
+_HAIR = {
+    "Black_Hair": ((16, 14, 14), (52, 40, 34)),
+    "Brown_Hair": ((72, 46, 30), (140, 94, 58)),
+    "Blond_Hair": ((184, 144, 84), (236, 208, 150)),
+    "Gray_Hair": ((128, 126, 124), (214, 212, 208)),
+}
 _IRIS = [(78, 50, 30), (50, 32, 22), (70, 110, 150), (80, 110, 70), (110, 86, 50)]
 _LIPSTICK = [(186, 28, 48), (166, 36, 72), (204, 70, 90), (140, 26, 40), (214, 96, 110)]
 
@@ -93,7 +98,7 @@ def _sample_attributes(rng: np.random.Generator) -> dict:
     else:
         hair = str(rng.choice(["short", "medium", "long"], p=[0.84, 0.1, 0.06] if male else [0.06, 0.24, 0.70]))
         if hat and hair == "short":
-            hair = "hidden"                                     # nothing of it shows under the hat
+            hair = "hidden"  # nothing of it shows under the hat
     a["hair"] = hair
     if hair not in ("none", "hidden"):
         if p() < (0.02 if young else 0.35):
@@ -116,8 +121,17 @@ def _sample_attributes(rng: np.random.Generator) -> dict:
     beard = "none"
     if male:
         r = p()
-        beard = ("none" if r < 0.55 else "stubble" if r < 0.75 else "goatee" if r < 0.85
-                 else "full" if r < 0.92 else "mustache")
+        beard = (
+            "none"
+            if r < 0.55
+            else "stubble"
+            if r < 0.75
+            else "goatee"
+            if r < 0.85
+            else "full"
+            if r < 0.92
+            else "mustache"
+        )
     a["beard"] = beard
     a["5_o_Clock_Shadow"] = beard == "stubble"
     a["Goatee"] = beard == "goatee"
@@ -146,8 +160,10 @@ def _sample_attributes(rng: np.random.Generator) -> dict:
     a["Bags_Under_Eyes"] = p() < (0.12 if young else 0.45)
     a["Blurry"] = p() < 0.05
     # Not drawn as such: a fixed function of what is drawn.
-    a["Attractive"] = young and not any(a[k] for k in (
-        "Chubby", "Double_Chin", "Bags_Under_Eyes", "Big_Nose", "Bald", "Blurry", "Gray_Hair", "Narrow_Eyes"))
+    a["Attractive"] = young and not any(
+        a[k]
+        for k in ("Chubby", "Double_Chin", "Bags_Under_Eyes", "Big_Nose", "Bald", "Blurry", "Gray_Hair", "Narrow_Eyes")
+    )
     return a
 
 
@@ -219,14 +235,16 @@ def _render(a: dict, rng: np.random.Generator) -> Image.Image:
 
     # Shoulders, neck and what is worn there.
     sy = chin + u(14, 22)
-    pen.poly(cx + np.array([-110, -110, -75, -42, 42, 75, 110, 110]),
-             sy + np.array([80, 22, 6, 0, 0, 6, 22, 80]), cloth_c)
+    pen.poly(
+        cx + np.array([-110, -110, -75, -42, 42, 75, 110, 110]), sy + np.array([80, 22, 6, 0, 0, 6, 22, 80]), cloth_c
+    )
     nw = rx * (0.5 + 0.06 * male) + 2 * a["Chubby"]
     vy = sy + u(6, 24)
     if a["Wearing_Necktie"]:
         pen.poly(cx + np.array([-nw - 6, nw + 6, 0]), np.array([sy - 2, sy - 2, sy + 34]), (236, 236, 232))
-    pen.poly(cx + np.array([-nw, nw, nw * 1.05, 0, -nw * 1.05]), np.array([fy, fy, sy + 1, vy, sy + 1]),
-             dark_skin, skin=True)
+    pen.poly(
+        cx + np.array([-nw, nw, nw * 1.05, 0, -nw * 1.05]), np.array([fy, fy, sy + 1, vy, sy + 1]), dark_skin, skin=True
+    )
     pen.ellipse(cx, chin, rx * 0.5, 9, (0, 0, 0, 32))
     if a["Wearing_Necktie"]:
         tie_c = _hsv(u(0, 1), u(0.4, 0.9), u(0.3, 0.8))
@@ -234,8 +252,12 @@ def _render(a: dict, rng: np.random.Generator) -> Image.Image:
         pen.poly(cx + np.array([-4.5, 4.5, 3, -3]), sy + np.array([-3, -3, 3, 3]), _shade(tie_c, 0.8))
     if a["Wearing_Necklace"]:
         arc2 = np.linspace(0.1 * np.pi, 0.9 * np.pi, 15)
-        pen.line(cx + nw * 1.05 * np.cos(arc2), sy - 6 + u(6, 14) * np.sin(arc2),
-                 (214, 178, 70) if _coin(rng, 0.6) else (206, 206, 212), 1.4)
+        pen.line(
+            cx + nw * 1.05 * np.cos(arc2),
+            sy - 6 + u(6, 14) * np.sin(arc2),
+            (214, 178, 70) if _coin(rng, 0.6) else (206, 206, 212),
+            1.4,
+        )
 
     # Ears, face, skull.
     ears_visible = hair in ("none", "hidden", "short")
@@ -273,7 +295,7 @@ def _render(a: dict, rng: np.random.Generator) -> Image.Image:
     beard = a["beard"]
     if beard in ("stubble", "full"):
         low = face_y > EYE_Y + 12
-        order = np.argsort(np.where(low, t, 9))[: low.sum()]      # lower outline, right to left
+        order = np.argsort(np.where(low, t, 9))[: low.sum()]  # lower outline, right to left
         k = 1.05 if beard == "full" else 1.0
         bx = np.concatenate([cx + (face_x[order] - cx) * k, [mx - mw - 4, mx + mw + 4]])
         by = np.concatenate([fy + (face_y[order] - fy) * k + 3 * (beard == "full"), [my - 5, my - 5]])
@@ -282,17 +304,24 @@ def _render(a: dict, rng: np.random.Generator) -> Image.Image:
         pen.ellipse(mx, (my + chin) / 2 + 2, mw * 0.6, (chin - my) / 2 + 1, _shade(hair_c, 0.8, 235))
     if not a["Young"]:
         for k in (-1, 1):
-            pen.line(np.array([nx + k * 8, nx + k * 11, mx + k * (mw + 2)]),
-                     np.array([ny - 1, ny + 7, my + 2]), (0, 0, 0, 32), 1.2)
+            pen.line(
+                np.array([nx + k * 8, nx + k * 11, mx + k * (mw + 2)]),
+                np.array([ny - 1, ny + 7, my + 2]),
+                (0, 0, 0, 32),
+                1.2,
+            )
 
     _nose(pen, rng, a, skin, nx, ny, light)
     _mouth(pen, rng, a, skin, lip_c, mx, my, mw, nx, ny)
     if a["Mustache"]:
         uu = np.linspace(-1, 1, 13)
-        bottom = my - 2.5 + 1.5 * uu ** 2 - (4.5 if smiling else 0) * uu ** 2
-        thick = u(3.5, 5) * (1 - 0.45 * uu ** 2)
-        pen.poly(np.concatenate([mx + (mw + 3) * uu, mx + (mw + 3) * uu[::-1]]),
-                 np.concatenate([bottom, (bottom - thick)[::-1]]), _shade(hair_c, 0.75))
+        bottom = my - 2.5 + 1.5 * uu**2 - (4.5 if smiling else 0) * uu**2
+        thick = u(3.5, 5) * (1 - 0.45 * uu**2)
+        pen.poly(
+            np.concatenate([mx + (mw + 3) * uu, mx + (mw + 3) * uu[::-1]]),
+            np.concatenate([bottom, (bottom - thick)[::-1]]),
+            _shade(hair_c, 0.75),
+        )
 
     # Eyes and brows.
     lid_w = 1.8 if a["Heavy_Makeup"] else 1.1
@@ -309,7 +338,7 @@ def _render(a: dict, rng: np.random.Generator) -> Image.Image:
         _eye(pen, a, skin, ex, ey, ehw, hh, k, iris_c, gaze, lid_w, shadow_c)
         v = np.linspace(0, 1, 12)
         x = ex + k * (-9 + 20 * v) + yaw
-        y = brow_y - arch * np.sin(np.pi * v ** 0.8) + 1.5 * v
+        y = brow_y - arch * np.sin(np.pi * v**0.8) + 1.5 * v
         th = brow_t * (1 - 0.5 * v)
         pen.poly(np.concatenate([x, x[::-1]]), np.concatenate([y - th / 2, (y + th / 2)[::-1]]), brow_c)
 
@@ -328,13 +357,20 @@ def _render(a: dict, rng: np.random.Generator) -> Image.Image:
         hl_x = cx + yaw + uu * (rx + 1)
         pen.poly(np.concatenate([arc_x, hl_x]), np.concatenate([arc_y, hl_y]), hair_c)
         sheen = np.linspace(1.2 * np.pi, 1.55 * np.pi, 9) + 0.15 * light
-        pen.line(cx + 0.72 * hrx * np.cos(sheen), hy + 0.85 * (hy - hair_top) * np.sin(sheen),
-                 (255, 255, 255, 30 if hair_name == "Black_Hair" else 45), 4)
+        pen.line(
+            cx + 0.72 * hrx * np.cos(sheen),
+            hy + 0.85 * (hy - hair_top) * np.sin(sheen),
+            (255, 255, 255, 30 if hair_name == "Black_Hair" else 45),
+            4,
+        )
         if a["Sideburns"]:
             for k in (-1, 1):
                 sbx = cx + k * (rx - 3.5) - yaw
-                pen.poly(np.array([sbx - 3, sbx + 3, sbx + 2.5, sbx - 2.5]),
-                         np.array([temple_y - 4, temple_y - 4, EYE_Y + 17, EYE_Y + 17]), _shade(hair_c, 0.85))
+                pen.poly(
+                    np.array([sbx - 3, sbx + 3, sbx + 2.5, sbx - 2.5]),
+                    np.array([temple_y - 4, temple_y - 4, EYE_Y + 17, EYE_Y + 17]),
+                    _shade(hair_c, 0.85),
+                )
 
     if a["Wearing_Earrings"]:
         ec = (220, 186, 80) if _coin(rng, 0.6) else (214, 214, 222)
@@ -354,7 +390,7 @@ def _render(a: dict, rng: np.random.Generator) -> Image.Image:
     m = np.asarray(mask.reduce(S), np.float32)[..., None] / 255
     r2 = np.minimum(((_XX - cx) / rx) ** 2 + ((_YY - fy) / ry) ** 2, 1.1)
     g = np.clip(light * (_XX - cx) / rx, -1.3, 1.3)[..., None]
-    shade = (1 - 0.2 * r2 ** 2)[..., None]
+    shade = (1 - 0.2 * r2**2)[..., None]
     factor = m * shade * (1 + 0.16 * g) + (1 - m) * (1 + 0.05 * g)
     arr = np.asarray(img, np.float32) * factor
     img = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))
@@ -369,29 +405,31 @@ def _background(rng: np.random.Generator) -> Image.Image:
     base = np.array(_hsv(h, s, v), float)
     grid = base + rng.normal(0, 28, (3, 3, 1)) + rng.normal(0, 10, (3, 3, 3))
     grid = Image.fromarray(np.clip(grid, 0, 255).astype(np.uint8))
-    return grid.resize((W, H), Image.BILINEAR).resize((W * S, H * S), Image.NEAREST)   # smooth, and quick
+    return grid.resize((W, H), Image.BILINEAR).resize((W * S, H * S), Image.NEAREST)  # smooth, and quick
 
 
 def _eye(pen, a, skin, ex, ey, hw, hh, side, iris_c, gaze, lid_w, shadow_c) -> None:
     uu = np.linspace(-1, 1, 17)
     x = ex + hw * uu
-    base = ey - 0.8 * side * uu                     # outer corners slightly higher
-    top = base - hh * (1 - uu ** 2) ** 0.7
-    bot = base + 0.7 * hh * (1 - uu ** 2) ** 0.9
+    base = ey - 0.8 * side * uu  # outer corners slightly higher
+    top = base - hh * (1 - uu**2) ** 0.7
+    bot = base + 0.7 * hh * (1 - uu**2) ** 0.9
     if shadow_c is not None:
-        pen.poly(np.concatenate([x, x[::-1]]), np.concatenate([top, (top - 4.5 * (1 - uu ** 2) ** 0.5)[::-1]]),
-                 shadow_c)
+        pen.poly(np.concatenate([x, x[::-1]]), np.concatenate([top, (top - 4.5 * (1 - uu**2) ** 0.5)[::-1]]), shadow_c)
     if a["Bags_Under_Eyes"]:
-        pen.poly(np.concatenate([x, x[::-1]]), np.concatenate([bot + 1, (bot + 1 + 3.5 * (1 - uu ** 2))[::-1]]),
-                 (60, 30, 40, 45))
+        pen.poly(
+            np.concatenate([x, x[::-1]]),
+            np.concatenate([bot + 1, (bot + 1 + 3.5 * (1 - uu**2))[::-1]]),
+            (60, 30, 40, 45),
+        )
     pen.poly(np.concatenate([x, x[::-1]]), np.concatenate([top, bot[::-1]]), _mix((240, 236, 232), skin, 0.15))
     t = np.linspace(0, 2 * np.pi, 20, endpoint=False)
-    for r, c in ((3.4, iris_c), (1.6, (12, 10, 12))):          # iris and pupil, clipped to the eye
+    for r, c in ((3.4, iris_c), (1.6, (12, 10, 12))):  # iris and pupil, clipped to the eye
         px = np.clip(ex + gaze + r * np.cos(t), x[0], x[-1])
         py = np.clip(ey + 0.3 + r * np.sin(t), np.interp(px, x, top), np.interp(px, x, bot))
         pen.poly(px, py, c)
     pen.line(x, top, (30, 20, 20), lid_w)
-    if a["Heavy_Makeup"]:                                          # eyeliner wing at the outer corner
+    if a["Heavy_Makeup"]:  # eyeliner wing at the outer corner
         end = -1 if side > 0 else 0
         pen.line(np.array([x[end], x[end] + 3 * side]), np.array([base[end], base[end] - 2]), (30, 20, 20), 1.2)
     pen.line(x[3:-3], top[3:-3] - 2.6, _shade(skin, 0.75, 110), 0.8)
@@ -418,25 +456,36 @@ def _hat(pen, rng, cx, yaw, top, crown, half) -> None:
     colour = _hsv(u(0, 1), u(0.2, 0.8), u(0.2, 0.85))
     brim, hat_top = top + u(14, 24), crown - u(4, 10)
     arc = np.linspace(np.pi, 2 * np.pi, 25)
-    pen.poly(np.append(cx + half * np.cos(arc), cx + half),
-             np.append(brim + (brim - hat_top) * np.sin(arc), brim + 2), colour)
-    if _coin(rng, 0.5):   # beanie: a folded band
-        pen.poly(cx + np.array([-half - 1, half + 1, half + 1, -half - 1]), brim + np.array([-9, -9, 2, 2]),
-                 _shade(colour, 0.8))
-    else:                 # cap: a visor
+    pen.poly(
+        np.append(cx + half * np.cos(arc), cx + half),
+        np.append(brim + (brim - hat_top) * np.sin(arc), brim + 2),
+        colour,
+    )
+    if _coin(rng, 0.5):  # beanie: a folded band
+        pen.poly(
+            cx + np.array([-half - 1, half + 1, half + 1, -half - 1]),
+            brim + np.array([-9, -9, 2, 2]),
+            _shade(colour, 0.8),
+        )
+    else:  # cap: a visor
         pen.ellipse(cx + 3 * yaw, brim + 1, half * 0.85, 5.5, _shade(colour, 0.65))
-    pen.line(cx + half * 0.55 * np.cos(arc[4:12]), brim + (brim - hat_top) * 0.8 * np.sin(arc[4:12]),
-             (255, 255, 255, 40), 3)
+    pen.line(
+        cx + half * 0.55 * np.cos(arc[4:12]), brim + (brim - hat_top) * 0.8 * np.sin(arc[4:12]), (255, 255, 255, 40), 3
+    )
 
 
 def _nose(pen, rng, a, skin, nx, ny, light) -> None:
     nw = rng.uniform(5.5, 7) + 2.2 * a["Big_Nose"] - 1.2 * a["Pointy_Nose"]
-    k = -1 if light > 0 else 1                      # the shadowed side
-    pen.line(np.array([nx + k * 2.5, nx + k * (nw * 0.7), nx + k * nw * 0.8]),
-             np.array([EYE_Y + 2, ny - 8, ny - 1]), (0, 0, 0, int(20 + 25 * abs(light))), 2.4)
+    k = -1 if light > 0 else 1  # the shadowed side
+    pen.line(
+        np.array([nx + k * 2.5, nx + k * (nw * 0.7), nx + k * nw * 0.8]),
+        np.array([EYE_Y + 2, ny - 8, ny - 1]),
+        (0, 0, 0, int(20 + 25 * abs(light))),
+        2.4,
+    )
     pen.ellipse(nx, ny - 2.5, 2.6, 2.2, (255, 255, 255, 40), n=16)
     wing = np.linspace(-1, 1, 11)
-    pen.line(nx + nw * wing, ny - 1.5 + 3.5 * (1 - wing ** 2) - 1.5 * wing ** 4, _shade(skin, 0.62, 150), 1.3)
+    pen.line(nx + nw * wing, ny - 1.5 + 3.5 * (1 - wing**2) - 1.5 * wing**4, _shade(skin, 0.62, 150), 1.3)
     for s in (-1, 1):
         pen.ellipse(nx + s * nw * 0.45, ny + 0.8, 1.6 + 0.5 * a["Big_Nose"], 1.0, _shade(skin, 0.4, 220), n=12)
 
@@ -450,21 +499,28 @@ def _mouth(pen, rng, a, skin, lip_c, mx, my, mw, nx, ny) -> None:
     ut, lt = u(2.2, 2.9) * big, u(3.0, 3.9) * big
     uu = np.linspace(-1, 1, 21)
     x = mx + mw * uu
-    line = my - curve * uu ** 2
-    gap = h * (1 - uu ** 2) ** 0.8
+    line = my - curve * uu**2
+    gap = h * (1 - uu**2) ** 0.8
     up_in, lo_in = line - 0.35 * gap, line + 0.65 * gap
-    up_out = up_in - ut * (1 - uu ** 2) ** 0.5 * (1 - 0.3 * np.exp(-(uu / 0.18) ** 2))
-    lo_out = lo_in + lt * (1 - uu ** 2) ** 0.6
+    up_out = up_in - ut * (1 - uu**2) ** 0.5 * (1 - 0.3 * np.exp(-((uu / 0.18) ** 2)))
+    lo_out = lo_in + lt * (1 - uu**2) ** 0.6
     if smiling:
         for s in (-1, 1):
-            pen.line(np.array([nx + s * 9, nx + s * 12.5, mx + s * (mw + 2.5)]),
-                     np.array([ny, ny + 6, my - curve + 2]), (0, 0, 0, 38), 1.4)
+            pen.line(
+                np.array([nx + s * 9, nx + s * 12.5, mx + s * (mw + 2.5)]),
+                np.array([ny, ny + 6, my - curve + 2]),
+                (0, 0, 0, 38),
+                1.4,
+            )
     if h > 0:
         pen.poly(np.concatenate([x, x[::-1]]), np.concatenate([up_in, lo_in[::-1]]), (70, 22, 28))
         teeth_bot = np.minimum(up_in + (0.7 if smiling else 0.45) * h, lo_in)
         xt = mx + 0.85 * mw * uu
-        pen.poly(np.concatenate([xt, xt[::-1]]),
-                 np.concatenate([np.interp(xt, x, up_in), np.interp(xt, x, teeth_bot)[::-1]]), (238, 234, 224))
+        pen.poly(
+            np.concatenate([xt, xt[::-1]]),
+            np.concatenate([np.interp(xt, x, up_in), np.interp(xt, x, teeth_bot)[::-1]]),
+            (238, 234, 224),
+        )
     pen.poly(np.concatenate([x, x[::-1]]), np.concatenate([up_out, up_in[::-1]]), _shade(lip_c, 0.88))
     pen.poly(np.concatenate([x, x[::-1]]), np.concatenate([lo_in, lo_out[::-1]]), lip_c)
     pen.line(x, line if h == 0 else up_in, _shade(lip_c, 0.45), 0.9)
@@ -493,8 +549,9 @@ def _draw_chunk(job: tuple[Path, int, list[int]]) -> list[dict[str, int]]:
     return rows
 
 
-def write_synthetic(root: Path, count: int, seed: int, workers: int = 1,
-                    progress: Callable[[int], None] | None = None) -> None:
+def write_synthetic(
+    root: Path, count: int, seed: int, workers: int = 1, progress: Callable[[int], None] | None = None
+) -> None:
     """Write `count` faces into root in CelebA's layout."""
     with building(root) as tmp:
         _write(tmp, count, seed, workers, progress)

@@ -15,7 +15,6 @@ import numpy as np
 
 from vqgen.files import writing
 
-
 FIELDS = ("tokens", "attributes", "source_index")
 
 
@@ -30,12 +29,21 @@ def token_dtype(codebook_size: int) -> np.dtype:
     raise ValueError(f"codebook of {codebook_size} codes does not fit 32 bits")
 
 
-def write_shards(directory: str | Path, split: str, tokens: np.ndarray, attributes: np.ndarray,
-                 source_index: np.ndarray, codebook_size: int, tokenizer: str, shard_size: int) -> list[Path]:
+def write_shards(
+    directory: str | Path,
+    split: str,
+    tokens: np.ndarray,
+    attributes: np.ndarray,
+    source_index: np.ndarray,
+    codebook_size: int,
+    tokenizer: str,
+    shard_size: int,
+) -> list[Path]:
     if len(tokens) and (tokens.min() < 0 or tokens.max() >= codebook_size):
         bad = int(tokens.max() if tokens.max() >= codebook_size else tokens.min())
-        raise ShardError(f"the {split} tokens hold the code {bad}, outside the {codebook_size}-code codebook; "
-                         "nothing was written.")
+        raise ShardError(
+            f"the {split} tokens hold the code {bad}, outside the {codebook_size}-code codebook; nothing was written."
+        )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     n = max(1, math.ceil(len(tokens) / shard_size))
@@ -73,8 +81,9 @@ def _shard_set(directory: Path, split: str) -> list[Path]:
     return paths
 
 
-def read_shards(directory: str | Path, split: str, codebook_size: int | None = None,
-                tokenizer: str | None = None) -> dict[str, np.ndarray]:
+def read_shards(
+    directory: str | Path, split: str, codebook_size: int | None = None, tokenizer: str | None = None
+) -> dict[str, np.ndarray]:
     """Concatenate one split's shards; refuse an incomplete set, damaged shards, and shards of another
     tokenizer, codebook size or grid."""
     rerun = "re-run `vqgen encode`"
@@ -84,30 +93,39 @@ def read_shards(directory: str | Path, split: str, codebook_size: int | None = N
         try:
             with h5py.File(path, "r") as f:
                 missing = [key for key in FIELDS if key not in f] + [
-                    key for key in ("codebook_size", "grid", "tokenizer") if key not in f.attrs]
+                    key for key in ("codebook_size", "grid", "tokenizer") if key not in f.attrs
+                ]
                 if missing:
                     raise ShardError(f"{path} lacks {', '.join(missing)}; {rerun}.")
                 stored = int(f.attrs["codebook_size"])
                 if codebook_size is not None and stored != codebook_size:
-                    raise ShardError(f"{path} holds codes of a {stored}-code codebook; "
-                                     f"the tokenizer in use has {codebook_size}: {rerun}.")
+                    raise ShardError(
+                        f"{path} holds codes of a {stored}-code codebook; "
+                        f"the tokenizer in use has {codebook_size}: {rerun}."
+                    )
                 if tokenizer is not None and f.attrs["tokenizer"] != tokenizer:
-                    raise ShardError(f"{path} was written by tokenizer {f.attrs['tokenizer'][:12]}, not by the one "
-                                     f"in use ({tokenizer[:12]}): {rerun}.")
+                    raise ShardError(
+                        f"{path} was written by tokenizer {f.attrs['tokenizer'][:12]}, not by the one "
+                        f"in use ({tokenizer[:12]}): {rerun}."
+                    )
                 values = {key: f[key][:] for key in FIELDS}
                 grid = tuple(int(g) for g in f.attrs["grid"])
         except OSError as err:
             raise ShardError(f"{path} is not a readable HDF5 token shard ({err}); {rerun}.") from err
         t = values["tokens"]
         if t.ndim != 3 or t.shape[1:] != grid or len({len(v) for v in values.values()}) != 1:
-            raise ShardError(f"{path} holds tokens of shape {t.shape} for a {grid} grid with "
-                             f"{len(values['attributes'])} attribute rows; {rerun}.")
+            raise ShardError(
+                f"{path} holds tokens of shape {t.shape} for a {grid} grid with "
+                f"{len(values['attributes'])} attribute rows; {rerun}."
+            )
         if len(t) and int(t.max()) >= stored:
             raise ShardError(f"{path} holds the code {int(t.max())}, outside its {stored}-code codebook; {rerun}.")
         grids.add(grid)
         for key in FIELDS:
             parts[key].append(values[key])
     if len(grids) > 1:
-        raise ShardError(f"the {split} shards in {directory} hold grids of different shapes "
-                         f"({', '.join(map(str, sorted(grids)))}); {rerun}.")
+        raise ShardError(
+            f"the {split} shards in {directory} hold grids of different shapes "
+            f"({', '.join(map(str, sorted(grids)))}); {rerun}."
+        )
     return {key: np.concatenate(value) for key, value in parts.items()}

@@ -21,10 +21,10 @@ ROTATIONS = 4
 
 @dataclass
 class EvaluatorConfig:
-    num_attributes: int = 40   # 0: no attributes, learn to recognise rotations instead
+    num_attributes: int = 40  # 0: no attributes, learn to recognise rotations instead
     width: int = 16
     features: int = 64
-    patch: int = 8             # side of the patches shuffled for the coherence task
+    patch: int = 8  # side of the patches shuffled for the coherence task
 
     @property
     def outputs(self) -> int:
@@ -32,9 +32,15 @@ class EvaluatorConfig:
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
-                         nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
-                         nn.MaxPool2d(2))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+        nn.Conv2d(c_out, c_out, 3, padding=1),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
 
 
 class Evaluator(nn.Module):
@@ -76,15 +82,16 @@ def shuffle_patches(x: torch.Tensor, patch: int, generator: torch.Generator | No
     """Permute a random 25-100% of the patch x patch tiles of each image among themselves."""
     b, c, h, w = x.shape
     gh, gw = h // patch, w // patch
-    tiles = x[:, :, :gh * patch, :gw * patch].reshape(b, c, gh, patch, gw, patch).permute(0, 2, 4, 1, 3, 5)
+    tiles = x[:, :, : gh * patch, : gw * patch].reshape(b, c, gh, patch, gw, patch).permute(0, 2, 4, 1, 3, 5)
     tiles = tiles.reshape(b, gh * gw, c, patch, patch).clone()
     for i in range(b):
         count = int(gh * gw * (0.25 + 0.75 * torch.rand(1, generator=generator).item()))
-        chosen = torch.randperm(gh * gw, generator=generator)[:max(2, count)]
+        chosen = torch.randperm(gh * gw, generator=generator)[: max(2, count)]
         tiles[i, chosen] = tiles[i, chosen[torch.randperm(len(chosen), generator=generator)]]
     out = x.clone()
-    out[:, :, :gh * patch, :gw * patch] = tiles.view(b, gh, gw, c, patch, patch).permute(0, 3, 1, 4, 2, 5).reshape(
-        b, c, gh * patch, gw * patch)
+    out[:, :, : gh * patch, : gw * patch] = (
+        tiles.view(b, gh, gw, c, patch, patch).permute(0, 3, 1, 4, 2, 5).reshape(b, c, gh * patch, gw * patch)
+    )
     return out
 
 
@@ -95,7 +102,7 @@ def augment(x: torch.Tensor, shift: int = 4, generator: torch.Generator | None =
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
     padded = F.pad(x, (shift,) * 4, mode="reflect")
     dy, dx = torch.randint(0, 2 * shift + 1, (2, b), generator=generator).tolist()
-    return torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
 
 
 def rotate(x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 
 @dataclass
 class TransformerConfig:
-    vocab_size: int = 257      # input ids (codebook + start token for the causal model)
-    out_size: int = 256        # predicted ids (the codebook)
-    block_size: int = 64       # sequence length
+    vocab_size: int = 257  # input ids (codebook + start token for the causal model)
+    out_size: int = 256  # predicted ids (the codebook)
+    block_size: int = 64  # sequence length
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 192
@@ -44,8 +44,9 @@ class Attention(nn.Module):
             cache[:] = [k, v]
         # With a cache the queries are the newest positions and may see everything before them.
         causal = self.cfg.causal and k.shape[2] == t and t > 1
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal,
-                                           dropout_p=self.cfg.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=causal, dropout_p=self.cfg.dropout if self.training else 0.0
+        )
         y = y.transpose(1, 2).contiguous().view(b, t, c)  # (B, T, C)
         return self.drop(self.proj(y))
 
@@ -53,8 +54,12 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(),
-                                 nn.Linear(4 * cfg.n_embd, cfg.n_embd), nn.Dropout(cfg.dropout))
+        self.net = nn.Sequential(
+            nn.Linear(cfg.n_embd, 4 * cfg.n_embd),
+            nn.GELU(),
+            nn.Linear(4 * cfg.n_embd, cfg.n_embd),
+            nn.Dropout(cfg.dropout),
+        )
 
     def forward(self, x):
         return self.net(x)

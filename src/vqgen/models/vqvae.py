@@ -16,13 +16,13 @@ import torch.nn.functional as F
 
 @dataclass
 class VQVAEConfig:
-    channels: int = 32         # at full resolution; doubled per level, capped at 4x
-    downsample: int = 8        # image side / grid side, a power of two
-    res_blocks: int = 1        # per level
+    channels: int = 32  # at full resolution; doubled per level, capped at 4x
+    downsample: int = 8  # image side / grid side, a power of two
+    res_blocks: int = 1  # per level
     codebook_size: int = 256
     code_dim: int = 32
-    beta: float = 0.25         # commitment weight (van den Oord et al. 2017)
-    ema_decay: float = 0.99    # EMA codebook updates (Razavi et al. 2019); 0: learn codes by gradient
+    beta: float = 0.25  # commitment weight (van den Oord et al. 2017)
+    ema_decay: float = 0.99  # EMA codebook updates (Razavi et al. 2019); 0: learn codes by gradient
     dead_code_threshold: float = 0.5  # restart codes whose EMA usage falls below this (Zeghidour et al. 2021)
 
     @property
@@ -30,7 +30,7 @@ class VQVAEConfig:
         return int(math.log2(self.downsample))
 
     def width(self, level: int) -> int:
-        return self.channels * min(2 ** level, 4)
+        return self.channels * min(2**level, 4)
 
 
 def _norm(c: int) -> nn.GroupNorm:
@@ -40,8 +40,9 @@ def _norm(c: int) -> nn.GroupNorm:
 class ResBlock(nn.Module):
     def __init__(self, c: int):
         super().__init__()
-        self.block = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1),
-                                   _norm(c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1))
+        self.block = nn.Sequential(
+            _norm(c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1), _norm(c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1)
+        )
 
     def forward(self, x):
         return x + self.block(x)
@@ -69,8 +70,10 @@ class Decoder(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(cfg.code_dim, top, 3, padding=1), ResBlock(top)]
         for level in reversed(range(cfg.levels)):
             layers += [ResBlock(cfg.width(level + 1)) for _ in range(cfg.res_blocks)]
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"),
-                       nn.Conv2d(cfg.width(level + 1), cfg.width(level), 3, padding=1)]
+            layers += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(cfg.width(level + 1), cfg.width(level), 3, padding=1),
+            ]
         layers += [_norm(cfg.width(0)), nn.SiLU(), nn.Conv2d(cfg.width(0), 3, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
@@ -183,9 +186,14 @@ class Discriminator(nn.Module):
         super().__init__()
         blocks, c_in = [], 3
         for i in range(layers):
-            c_out = channels * 2 ** i
-            blocks.append(nn.Sequential(nn.Conv2d(c_in, c_out, 4, stride=2, padding=1),
-                                        _norm(c_out) if i else nn.Identity(), nn.LeakyReLU(0.2)))
+            c_out = channels * 2**i
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv2d(c_in, c_out, 4, stride=2, padding=1),
+                    _norm(c_out) if i else nn.Identity(),
+                    nn.LeakyReLU(0.2),
+                )
+            )
             c_in = c_out
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Conv2d(c_in, 1, 3, padding=1)
@@ -211,8 +219,14 @@ def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.
     return 0.5 * (F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean())
 
 
-def losses(model: VQVAE, disc: Discriminator, x: torch.Tensor, perceptual_weight: float,
-           adversarial_weight: float, use_disc: bool) -> dict[str, torch.Tensor]:
+def losses(
+    model: VQVAE,
+    disc: Discriminator,
+    x: torch.Tensor,
+    perceptual_weight: float,
+    adversarial_weight: float,
+    use_disc: bool,
+) -> dict[str, torch.Tensor]:
     """The autoencoder's loss `loss` (MSE + quantizer + discriminator-feature perceptual + adversarial)
     and, once the discriminator is on, the discriminator's hinge loss `d_loss`."""
     recon, _, qloss = model(x)

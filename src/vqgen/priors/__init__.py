@@ -9,8 +9,9 @@ from vqgen.priors.diffusion import UniformDiffusion
 from vqgen.priors.masked import MaskedDiffusion
 from vqgen.priors.uniform_x0 import UniformX0Diffusion
 
-PRIORS: dict[str, type[Prior]] = {cls.name: cls for cls in (Autoregressive, UniformDiffusion, MaskedDiffusion,
-                                                      UniformX0Diffusion)}
+PRIORS: dict[str, type[Prior]] = {
+    cls.name: cls for cls in (Autoregressive, UniformDiffusion, MaskedDiffusion, UniformX0Diffusion)
+}
 
 __all__ = ["PRIORS", "UNDECIDED", "Draw", "Prior", "prefix_mask", "restore"]
 

@@ -36,8 +36,17 @@ class Autoregressive(Prior):
         return nll
 
     @torch.no_grad()
-    def sample(self, n=None, given=None, known=None, *, temperature: float = 1.0, top_k: int = 0,
-               generator=None, trajectory: bool = False) -> Draw:
+    def sample(
+        self,
+        n=None,
+        given=None,
+        known=None,
+        *,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        generator=None,
+        trajectory: bool = False,
+    ) -> Draw:
         given, known = self._inputs(n, given, known)
         b, t = given.shape
         out = given.clone()
@@ -52,8 +61,9 @@ class Autoregressive(Prior):
         for pos in range(first, t):
             out[:, pos] = torch.where(known[:, pos], given[:, pos], pick(logits[:, -1], temperature, top_k, generator))
             if trajectory:
-                frames.append(self._grids(torch.where(known | (torch.arange(t, device=out.device) <= pos), out,
-                                                      UNDECIDED)))
+                frames.append(
+                    self._grids(torch.where(known | (torch.arange(t, device=out.device) <= pos), out, UNDECIDED))
+                )
             if pos + 1 < t:
-                logits, _ = self.model(out[:, pos:pos + 1], caches=caches, start=pos + 1)
+                logits, _ = self.model(out[:, pos : pos + 1], caches=caches, start=pos + 1)
         return Draw(self._grids(out), (~known).sum(1), frames)  # one pass per token drawn

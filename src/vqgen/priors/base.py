@@ -18,8 +18,8 @@ UNDECIDED = -1  # a position of a trajectory frame that holds no token yet
 
 @dataclass
 class Draw:
-    tokens: torch.Tensor                          # (B, h, w) the sampled grids
-    steps: torch.Tensor                           # (B,) network passes each grid took
+    tokens: torch.Tensor  # (B, h, w) the sampled grids
+    steps: torch.Tensor  # (B,) network passes each grid took
     trajectory: list[torch.Tensor] | None = None  # (B, h, w) grids from the start to the end, UNDECIDED where empty
 
 
@@ -38,8 +38,13 @@ class Prior:
     @classmethod
     def create(cls, codebook_size: int, grid: tuple[int, int], options: dict | None = None, **sizes) -> Prior:
         """A freshly initialised prior; `sizes` are TransformerConfig fields, `options` the prior's own."""
-        cfg = TransformerConfig(vocab_size=codebook_size + cls.extra_ids, out_size=codebook_size,
-                                block_size=grid[0] * grid[1], causal=cls.causal, **sizes)
+        cfg = TransformerConfig(
+            vocab_size=codebook_size + cls.extra_ids,
+            out_size=codebook_size,
+            block_size=grid[0] * grid[1],
+            causal=cls.causal,
+            **sizes,
+        )
         return cls(Transformer(cfg), grid, **(options or {}))
 
     def options(self) -> dict:
@@ -53,8 +58,16 @@ class Prior:
         """Mean training loss (nats) on (B, h, w) grids."""
         raise NotImplementedError
 
-    def sample(self, n: int | None = None, given: torch.Tensor | None = None, known: torch.Tensor | None = None,
-               *, generator: torch.Generator | None = None, trajectory: bool = False, **settings) -> Draw:
+    def sample(
+        self,
+        n: int | None = None,
+        given: torch.Tensor | None = None,
+        known: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        trajectory: bool = False,
+        **settings,
+    ) -> Draw:
         """n grids from nothing, or one completion per row of `given` (B, h, w) where `known` (B, h, w) is False."""
         raise NotImplementedError
 
@@ -69,8 +82,11 @@ class Prior:
             given = torch.zeros(n, t, dtype=torch.long)
             known = torch.zeros(n, t, dtype=torch.bool)
         given = given.reshape(len(given), t).long().to(self.device)
-        known = (torch.ones_like(given, dtype=torch.bool) if known is None
-                 else known.reshape(len(given), t).bool().to(self.device))
+        known = (
+            torch.ones_like(given, dtype=torch.bool)
+            if known is None
+            else known.reshape(len(given), t).bool().to(self.device)
+        )
         return given, known
 
     def _grids(self, x: torch.Tensor) -> torch.Tensor:

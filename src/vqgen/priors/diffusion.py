@@ -12,8 +12,9 @@ from vqgen.models.transformer import Transformer
 from vqgen.priors.base import Draw, Prior
 
 
-def corrupt(tokens: torch.Tensor, fraction: torch.Tensor | float, codebook_size: int,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+def corrupt(
+    tokens: torch.Tensor, fraction: torch.Tensor | float, codebook_size: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Replace each token, with probability `fraction` (scalar or one per row), by a uniform random code."""
     fraction = torch.as_tensor(fraction, dtype=torch.float32, device=tokens.device)
     fraction = fraction.view(-1, *([1] * (tokens.dim() - 1))) if fraction.dim() else fraction
@@ -44,8 +45,18 @@ class UniformDiffusion(Prior):
         return nll
 
     @torch.no_grad()
-    def sample(self, n=None, given=None, known=None, *, temperature: float = 1.0, steps: int = 200,
-               tolerance: float = 0.02, generator=None, trajectory: bool = False) -> Draw:
+    def sample(
+        self,
+        n=None,
+        given=None,
+        known=None,
+        *,
+        temperature: float = 1.0,
+        steps: int = 200,
+        tolerance: float = 0.02,
+        generator=None,
+        trajectory: bool = False,
+    ) -> Draw:
         """Reverse diffusion from uniform random tokens. Each step, a token changes with the model's
         probability of it not being kept, into a code drawn at `temperature` from the other codes; a
         grid stops once a step changes fewer than `tolerance` of its free tokens (or after `steps`),

@@ -63,8 +63,18 @@ class MaskedDiffusion(Prior):
         return self.model(inputs, targets=targets)[1]
 
     @torch.no_grad()
-    def sample(self, n=None, given=None, known=None, *, temperature: float = 1.0, steps: int = 12,
-               confidence_noise: float = 4.5, generator=None, trajectory: bool = False) -> Draw:
+    def sample(
+        self,
+        n=None,
+        given=None,
+        known=None,
+        *,
+        temperature: float = 1.0,
+        steps: int = 12,
+        confidence_noise: float = 4.5,
+        generator=None,
+        trajectory: bool = False,
+    ) -> Draw:
         """Parallel decoding in `steps` passes. Draws at `temperature`; a draw's confidence is its
         log-probability plus Gumbel noise of scale `confidence_noise`, annealed linearly to 0 over the steps."""
         given, known = self._inputs(n, given, known)
@@ -78,8 +88,9 @@ class MaskedDiffusion(Prior):
             masked = x == mask
             if not masked.any():
                 break
-            draw, confidence = confident_draws(self.model(x)[0], temperature,
-                                               confidence_noise * (1 - (step + 1) / steps), generator)
+            draw, confidence = confident_draws(
+                self.model(x)[0], temperature, confidence_noise * (1 - (step + 1) / steps), generator
+            )
             confidence = confidence.masked_fill(~masked, float("inf"))  # decided positions stay decided
             left = (unknown * schedule((step + 1) / steps)).floor().long()  # still masked after this step
             left = torch.minimum(left, masked.sum(1) - 1).clamp_min(0)  # and at least one decided per step

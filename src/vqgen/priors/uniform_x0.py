@@ -33,8 +33,18 @@ class UniformX0Diffusion(Prior):
         return self.model(self.corrupt(tokens), targets=tokens.flatten(1).long())[1]
 
     @torch.no_grad()
-    def sample(self, n=None, given=None, known=None, *, temperature: float = 1.0, steps: int = 12,
-               confidence_noise: float = 4.5, generator=None, trajectory: bool = False) -> Draw:
+    def sample(
+        self,
+        n=None,
+        given=None,
+        known=None,
+        *,
+        temperature: float = 1.0,
+        steps: int = 12,
+        confidence_noise: float = 4.5,
+        generator=None,
+        trajectory: bool = False,
+    ) -> Draw:
         """`steps` passes from uniform random tokens. Draws at `temperature`; a draw's confidence is its
         log-probability plus Gumbel noise of scale `confidence_noise`, annealed linearly to 0."""
         given, known = self._inputs(n, given, known)
@@ -47,8 +57,9 @@ class UniformX0Diffusion(Prior):
         free = (~known).sum(1)  # (B,)
         frames = [self._grids(x.clone())] if trajectory else None
         for step in range(steps if free.any() else 0):
-            draw, confidence = confident_draws(self.model(x)[0], temperature,
-                                               confidence_noise * (1 - (step + 1) / steps), generator)
+            draw, confidence = confident_draws(
+                self.model(x)[0], temperature, confidence_noise * (1 - (step + 1) / steps), generator
+            )
             left = (free * schedule((step + 1) / steps)).floor().long()  # noise after this step
             renoised = ranks(confidence.masked_fill(known, float("inf"))) < left[:, None]
             x = torch.where(known, given, torch.where(renoised, noise(), draw))
