@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 
+from stages import common
 from vqgen import config
 from vqgen.checkpoint import CheckpointError
 from vqgen.data.celeba import LayoutError
@@ -137,6 +138,8 @@ def _command(name: str, module):
                 if value is not None:
                     p.set(ident.replace("__", "."), value)
             p.validate()
+            if name not in ("download", "prepare") and common.IMAGES.exists():
+                common.check_test_split(p)  # a later stage would fail at the judge, after all the training
             read = _noting_reads(p) if os.environ.get(READ_LOG) else None
             module.run(p)
             if read is not None:

@@ -14,7 +14,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from vqgen import train
-from vqgen.config import Params
+from vqgen.config import ConfigError, Params
 from vqgen.files import writing
 
 RAW = Path("data/raw")
@@ -48,6 +48,19 @@ def progress(total: int, description: str) -> Iterator:
             bar.update(task, advance=n, info=info)
 
         yield advance
+
+
+def check_test_split(p: Params) -> int:
+    """The number of test images in the image store, refused if fewer than the judge compares."""
+    from vqgen.data import images
+
+    count = len(images.Split(IMAGES, "test", memory_limit=0))
+    if count < p.evaluate.num_samples:
+        raise ConfigError(
+            f"evaluate.num_samples is {p.evaluate.num_samples} but the test split holds {count} "
+            f"images; use at most {count}, or more data."
+        )
+    return count
 
 
 def device(p: Params, seed: int) -> torch.device:

@@ -9,7 +9,7 @@ import torch
 
 from stages import common
 from vqgen import checkpoint, evaluate
-from vqgen.config import ConfigError, Params
+from vqgen.config import Params
 from vqgen.data import images
 from vqgen.files import writing
 from vqgen.models import vqvae
@@ -44,12 +44,8 @@ class Judge:
         weights = evaluate.find_inception(p.evaluate.inception_weights)  # a bad file stops us before any work
         self.inception = evaluate.Inception(weights, dev) if weights else None
         self.n, self.k = p.evaluate.num_samples, p.evaluate.k
+        common.check_test_split(p)
         test = images.Split(common.IMAGES, "test")
-        if len(test) < self.n:
-            raise ConfigError(
-                f"evaluate.num_samples is {self.n} but the test split holds {len(test)} images; "
-                f"use at most {len(test)}, or more data."
-            )
         self.model = checkpoint.load(common.EVALUATOR, Evaluator, EvaluatorConfig, dev)[0]
         self.real = self.view(test)
 
