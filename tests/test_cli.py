@@ -249,10 +249,10 @@ def test_encode_writes_exactly_the_tokenizers_codes_with_their_rows(project):
     from vqgen.models import vqvae
 
     rng = np.random.default_rng(0)
-    n = 30
+    n = 36
     faces = rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
     attrs = rng.integers(0, 2, (n, 2)).astype(np.int8)
-    split = rng.permutation(np.repeat([0, 1, 2], [18, 6, 6])).astype(np.uint8)  # splits interleaved
+    split = rng.permutation(np.repeat([0, 1, 2], [18, 9, 9])).astype(np.uint8)  # splits interleaved
     source = rng.permutation(1000)[:n]
     store = images.ImageStoreWriter(project / "data/images.h5", n, 16, ["a", "b"])
     store.append(faces, attrs, split, source)
@@ -261,6 +261,7 @@ def test_encode_writes_exactly_the_tokenizers_codes_with_their_rows(project):
     model = vqvae.VQVAE(vqvae.VQVAEConfig(channels=8, downsample=4, codebook_size=16, code_dim=8))
     model.train()(images.to_tensor(faces))  # codebook from data: codes differ between images
     checkpoint.save(project / "models/vqvae.safetensors", model.eval(), model.cfg)
+    judge_fewer(project, 9)  # the test split holds 9
     r = vqgen("encode", "--encode.batch_size", "7", "--encode.shard_size", "4", cwd=project)
     assert r.returncode == 0, r.stderr
     for index, name in enumerate(images.SPLITS):
