@@ -78,9 +78,35 @@ def test_discriminator_features_and_perceptual_loss():
     disc = vqvae.Discriminator(channels=8, layers=3)
     x = torch.rand(2, 3, 32, 32)
     logits, feats = disc(x)
-    assert logits.shape == (2, 1, 4, 4) and len(feats) == 3
-    assert vqvae.perceptual_loss(disc, x, x).item() == pytest.approx(0.0)
-    assert vqvae.perceptual_loss(disc, x, -x).item() > 0
+    assert logits.shape == (2, 1, 4, 4) and [f.shape[1:] for f in feats] == [(8, 16, 16), (16, 8, 8), (32, 4, 4)]
+    assert vqvae.feature_distance(feats, disc(x)[1]).item() == 0.0
+    other = disc(-x)[1]
+    want = sum((a - b).abs().mean() for a, b in zip(other, feats)) / 3
+    assert vqvae.feature_distance(feats, other).item() == pytest.approx(want.item())
+
+
+@pytest.mark.parametrize("weights, passes", [((0.0, 0.0), 0), ((0.1, 0.0), 3), ((0.0, 0.1), 3), ((0.1, 0.1), 3)])
+def test_the_discriminator_sees_each_image_once_and_rests_when_its_losses_weigh_nothing(weights, passes):
+    torch.manual_seed(0)
+    model, disc = vqvae.VQVAE(tiny()), vqvae.Discriminator(channels=8)
+    seen = []
+    disc.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    model.train()(x)
+    model.eval()  # the codebook stays put, so the reconstruction can be made again below
+    out = vqvae.losses(model, disc, x, *weights, use_disc=True)
+    assert len(seen) == passes and ("d_loss" in out) == bool(passes)
+    if passes:
+        recon = model(x)[0]
+        assert torch.equal(seen[0], x) and torch.allclose(seen[1], recon) and torch.allclose(seen[2], recon)
+        assert seen[1].requires_grad and not seen[2].requires_grad  # the generator's pass, the critic's pass
+        perceptual = vqvae.feature_distance(disc(x)[1], disc(recon)[1])
+        assert out["perceptual"].item() == pytest.approx(perceptual.item(), rel=1e-5)
+        assert out["loss"].item() == pytest.approx(
+            (out["mse"] + out["quantizer"] + weights[0] * out["perceptual"] + weights[1] * out["adversarial"]).item()
+        )
+        want_d = vqvae.hinge_d_loss(disc(x)[0], disc(recon)[0])
+        assert out["d_loss"].item() == pytest.approx(want_d.item(), rel=1e-5)
 
 
 def test_evaluator_features_and_loss():
@@ -154,3 +180,12 @@ def test_shuffle_patches_permutes_whole_tiles():
     )
     for a, b in zip(x, y):
         assert tiles(a) == tiles(b)
+
+
+@pytest.mark.parametrize("block", [1, 100, 16 * 300, 1 << 18])
+def test_the_nearest_code_search_in_blocks_finds_the_nearest_code(block):
+    torch.manual_seed(0)
+    q = vqvae.VectorQuantizer(vqvae.VQVAEConfig(codebook_size=300, code_dim=8))
+    flat = torch.randn(1001, 8)  # not a multiple of any block's rows
+    exact = torch.cdist(flat.double(), q.codebook.detach().double()).argmin(1)
+    assert torch.equal(q.indices(flat, block=block), exact)

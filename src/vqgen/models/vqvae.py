@@ -81,6 +81,9 @@ class Decoder(nn.Module):
         return self.net(z)
 
 
+SEARCH_BLOCK = 1 << 18  # distances computed at once by the nearest-code search (1 MB of float32)
+
+
 class VectorQuantizer(nn.Module):
     """Nearest-code lookup with straight-through gradients and a commitment loss.
 
@@ -101,10 +104,16 @@ class VectorQuantizer(nn.Module):
             self.codebook = nn.Parameter(torch.randn(k, d) / math.sqrt(d))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
 
-    def indices(self, flat: torch.Tensor) -> torch.Tensor:  # (N, D) -> (N,)
+    def indices(self, flat: torch.Tensor, block: int = SEARCH_BLOCK) -> torch.Tensor:  # (N, D) -> (N,)
+        """The nearest code of each row, searched `block` distances at a time: the N x K matrix of
+        distances is never built (at K = 16384 it would be a gigabyte a step)."""
         cb = self.codebook
-        dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ cb.t() + cb.pow(2).sum(1)
-        return dist.argmin(1)
+        norms = cb.pow(2).sum(1)  # |x - e|^2 = |x|^2 - 2 x.e + |e|^2; |x|^2 does not change the argmin
+        rows = max(1, block // len(cb))
+        out = torch.empty(len(flat), dtype=torch.long, device=flat.device)
+        for i in range(0, len(flat), rows):
+            out[i : i + rows] = torch.addmm(norms, flat[i : i + rows], cb.t(), alpha=-2).argmin(1)
+        return out
 
     def lookup(self, idx: torch.Tensor) -> torch.Tensor:  # (B, h, w) -> (B, D, h, w)
         return self.codebook[idx].permute(0, 3, 1, 2).contiguous()
@@ -207,12 +216,10 @@ class Discriminator(nn.Module):
         return self.head(x), feats
 
 
-def perceptual_loss(disc: Discriminator, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """L1 distance between the discriminator's activations on real and reconstructed images."""
-    with torch.no_grad():
-        _, real_feats = disc(real)
-    _, fake_feats = disc(fake)
-    return sum(F.l1_loss(f, r) for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
+def feature_distance(real_feats: list[torch.Tensor], fake_feats: list[torch.Tensor]) -> torch.Tensor:
+    """The perceptual loss: mean over the discriminator's layers of the L1 distance between its
+    activations on real and reconstructed images (the real ones are targets, not trained)."""
+    return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
 
 
 def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
@@ -228,16 +235,18 @@ def losses(
     use_disc: bool,
 ) -> dict[str, torch.Tensor]:
     """The autoencoder's loss `loss` (MSE + quantizer + discriminator-feature perceptual + adversarial)
-    and, once the discriminator is on, the discriminator's hinge loss `d_loss`."""
+    and, once the discriminator is on and one of its losses weighs anything, the discriminator's
+    hinge loss `d_loss`. The discriminator sees each of x, the reconstruction and its detached copy once."""
     recon, _, qloss = model(x)
     mse = F.mse_loss(recon, x)
     out = {"mse": mse, "quantizer": qloss}
     loss = mse + qloss
-    if use_disc:
-        out["perceptual"] = perceptual_loss(disc, x, recon)
-        logits_fake, _ = disc(recon)
+    if use_disc and (perceptual_weight or adversarial_weight):
+        logits_real, real_feats = disc(x)
+        logits_fake, fake_feats = disc(recon)
+        out["perceptual"] = feature_distance(real_feats, fake_feats)
         out["adversarial"] = -logits_fake.mean()
         loss = loss + perceptual_weight * out["perceptual"] + adversarial_weight * out["adversarial"]
-        out["d_loss"] = hinge_d_loss(disc(x)[0], disc(recon.detach())[0])
+        out["d_loss"] = hinge_d_loss(logits_real, disc(recon.detach())[0])
     out["loss"] = loss
     return out
