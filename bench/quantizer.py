@@ -51,7 +51,7 @@ def main() -> None:
             codebook_size=k,
             decay=0.99,
             commitment_weight=ours.cfg.beta,
-            threshold_ema_dead_code=ours.cfg.dead_code_threshold,
+            threshold_ema_dead_code=ours.dead_code_threshold(n),
         ).train()
         z = torch.randn(args.grids, args.dim, 16, 16, requires_grad=True)
 

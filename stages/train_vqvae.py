@@ -24,6 +24,9 @@ def config(p: Params) -> vqvae.VQVAEConfig:
         code_dim=v.code_dim,
         beta=v.beta,
         ema_decay=v.ema_decay,
+        factor_dim=v.factor_dim,
+        l2_codes=v.l2_codes,
+        dead_code_fraction=v.dead_code_fraction,
     )
 
 
@@ -36,9 +39,12 @@ def run(p: Params) -> None:
     opt_g = train.adamw(model, v.lr, betas=(0.5, 0.9))
     opt_d = train.adamw(disc, v.lr, betas=(0.5, 0.9))
     stream = train.batches(torch.arange(len(data)), v.batch_size, torch.Generator().manual_seed(v.seed))
+    mirror = torch.Generator().manual_seed(v.seed + 1)
 
     def losses(it: int) -> dict[str, torch.Tensor]:
         x = images.to_tensor(data[next(stream).numpy()]).to(**fast)
+        if v.flip:
+            x = images.random_flip(x, mirror)
         return vqvae.losses(model, disc, x, v.perceptual_weight, v.adversarial_weight, use_disc=it >= v.disc_start)
 
     with common.live("train_vqvae", v.max_iters, "training VQ-VAE", shown="mse") as on_step:

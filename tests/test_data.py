@@ -3,6 +3,7 @@
 import h5py
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from vqgen.data import celeba, images, tokens
@@ -238,3 +239,11 @@ def test_writing_replaces_a_file_only_when_complete(tmp_path):
             tmp.write_bytes(b"half")
             raise RuntimeError("interrupted")
     assert path.read_bytes() == b"first" and [p.name for p in path.parent.iterdir()] == ["plot.png"]
+
+
+def test_random_flip_mirrors_each_image_or_leaves_it():
+    x = torch.rand(64, 3, 8, 8)
+    out = images.random_flip(x, torch.Generator().manual_seed(0))
+    same = [torch.equal(a, b) for a, b in zip(out, x)]
+    mirrored = [torch.equal(a, b.flip(2)) for a, b in zip(out, x)]
+    assert all(s != m for s, m in zip(same, mirrored)) and 16 < sum(mirrored) < 48

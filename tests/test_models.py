@@ -189,3 +189,52 @@ def test_the_nearest_code_search_in_blocks_finds_the_nearest_code(block):
     flat = torch.randn(1001, 8)  # not a multiple of any block's rows
     exact = torch.cdist(flat.double(), q.codebook.detach().double()).argmin(1)
     assert torch.equal(q.indices(flat, block=block), exact)
+
+
+@pytest.mark.parametrize("options", [{"factor_dim": 4}, {"l2_codes": True}, {"factor_dim": 4, "l2_codes": True}])
+@pytest.mark.parametrize("ema_decay", [0.0, 0.99])
+def test_factorised_and_l2_normalised_codes_round_trip(options, ema_decay, tmp_path):
+    from vqgen import checkpoint
+
+    torch.manual_seed(0)
+    model = vqvae.VQVAE(tiny(ema_decay=ema_decay, **options))
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    model.train()(x)  # codebook initialised from the projected encoder vectors
+    q = model.quantizer
+    dim = options.get("factor_dim", 8)
+    assert q.codebook.shape == (16, dim) and q.codes().shape == (16, dim)
+    if options.get("l2_codes"):
+        assert torch.allclose(q.codes().norm(dim=1), torch.ones(16), atol=1e-5)
+    model.eval()
+    recon, idx, _ = model(x)
+    z = model.encoder(x).permute(0, 2, 3, 1).reshape(-1, 8)
+    u = q.project(z)
+    if options.get("l2_codes"):  # the nearest unit code is the most similar direction
+        assert torch.equal(idx.flatten(), (u @ q.codes().t()).argmax(1))
+    else:
+        assert torch.equal(idx.flatten(), torch.cdist(u, q.codes()).argmin(1))
+    assert torch.equal(model.encode(x), idx) and torch.allclose(model.decode(idx), recon.clamp(-1, 1), atol=1e-5)
+    checkpoint.save(tmp_path / "t.safetensors", model, model.cfg)
+    again, _ = checkpoint.load(tmp_path / "t.safetensors", vqvae.VQVAE, vqvae.VQVAEConfig)
+    assert again.cfg == model.cfg and torch.equal(again.encode(x), idx)
+    model.train()
+    recon, _, loss = model(x)
+    (recon.pow(2).mean() + loss).backward()
+    assert model.encoder.net[0].weight.grad.abs().sum() > 0  # straight through the projections
+    if options.get("factor_dim"):
+        assert q.project_in.weight.grad.abs().sum() > 0 and q.project_out.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("grids", [2, 8])
+def test_the_dead_code_threshold_scales_with_the_expected_use_per_code(grids):
+    q = vqvae.VectorQuantizer(tiny(ema_decay=0.5, dead_code_fraction=0.25)).train()
+    z = torch.randn(grids, 8, 4, 4)  # 16 vectors a grid for 16 codes: one expected use per code per grid
+    q(z)
+    threshold = q.dead_code_threshold(grids * 16)
+    assert threshold == pytest.approx(0.25 * grids)
+    for code in (3, 5):  # codes no input will pick: their use only decays, and they stay far away
+        q.codebook[code], q.embed_sum[code] = 1e6, 1e6
+    q.cluster_size[3], q.cluster_size[5] = 2.2 * threshold, 1.8 * threshold  # halved by the next step's decay
+    q(z)
+    assert q.codebook[3].abs().min() > 1e5  # 1.1 x the threshold: kept
+    assert q.codebook[5].abs().max() < 1e3  # 0.9 x the threshold: restarted onto an encoder vector

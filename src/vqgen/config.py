@@ -102,6 +102,14 @@ class VQVAE:
     res_blocks: int = _f(1, "residual blocks per resolution level")
     codebook_size: int = _f(256, "number of codes")
     code_dim: int = _f(32, "dimension of each code vector")
+    factor_dim: int = _f(0, "search codes in this lower dimension, projected in and out (0: off; ViT-VQGAN)")
+    l2_codes: bool = _f(False, "search and look up l2-normalised codes, by cosine similarity (ViT-VQGAN)")
+    flip: bool = _f(False, "train on randomly mirrored images (left to right)")
+    dead_code_fraction: float = _f(
+        0.0625,
+        "restart a code whose EMA use falls below this share of the "
+        "expected use per code (vectors per step / codebook size)",
+    )
     beta: float = _f(0.25, "commitment loss weight (van den Oord et al. 2017)")
     ema_decay: float = _f(0.99, "EMA codebook decay (Razavi et al. 2019); 0 learns codes by gradient")
     perceptual_weight: float = _f(0.1, "weight of the discriminator-feature perceptual loss")
@@ -122,6 +130,14 @@ class VQVAE:
         _positive(self, "vqvae", "channels", "code_dim", "max_iters", "batch_size", "lr")
         _not_negative(self, "vqvae", "beta", "perceptual_weight", "adversarial_weight", "disc_start")
         _check(self.res_blocks >= 0, f"vqvae.res_blocks is {self.res_blocks}; use 0 or more.")
+        _check(
+            0 <= self.dead_code_fraction < 1,
+            f"vqvae.dead_code_fraction is {self.dead_code_fraction}; use 0 (never restart) up to below 1.",
+        )
+        _check(
+            0 <= self.factor_dim < self.code_dim,
+            f"vqvae.factor_dim is {self.factor_dim}; use 0 (off) or 1 to {self.code_dim - 1} (below vqvae.code_dim).",
+        )
 
 
 @dataclass

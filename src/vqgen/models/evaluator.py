@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vqgen.data import images
+
 ROTATIONS = 4
 
 
@@ -98,8 +100,7 @@ def shuffle_patches(x: torch.Tensor, patch: int, generator: torch.Generator | No
 def augment(x: torch.Tensor, shift: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
     """Random horizontal flips and translations of up to `shift` pixels (reflection-padded crops)."""
     b, _, h, w = x.shape
-    flip = torch.rand(b, generator=generator) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    x = images.random_flip(x, generator)
     padded = F.pad(x, (shift,) * 4, mode="reflect")
     dy, dx = torch.randint(0, 2 * shift + 1, (2, b), generator=generator).tolist()
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])

@@ -23,7 +23,10 @@ class VQVAEConfig:
     code_dim: int = 32
     beta: float = 0.25  # commitment weight (van den Oord et al. 2017)
     ema_decay: float = 0.99  # EMA codebook updates (Razavi et al. 2019); 0: learn codes by gradient
-    dead_code_threshold: float = 0.5  # restart codes whose EMA usage falls below this (Zeghidour et al. 2021)
+    dead_code_fraction: float = 0.0625  # restart codes whose EMA usage falls below this share of the
+    # expected use per code, vectors per step / codebook size (Zeghidour et al. 2021)
+    factor_dim: int = 0  # > 0: search codes of this dimension, projected in and out (Yu et al. 2021)
+    l2_codes: bool = False  # search and look up l2-normalised codes: cosine similarity (Yu et al. 2021)
 
     @property
     def levels(self) -> int:
@@ -89,12 +92,17 @@ class VectorQuantizer(nn.Module):
 
     With ema_decay > 0 the codebook follows exponential moving averages of the encoder
     outputs assigned to each code; codes left unused are restarted at random encoder outputs.
+    Factorised codes (`factor_dim`) are searched in a lower dimension, the encoder's vectors
+    projected in and the codes projected out; l2-normalised codes (`l2_codes`) compare directions.
     """
 
     def __init__(self, cfg: VQVAEConfig):
         super().__init__()
         self.cfg = cfg
-        k, d = cfg.codebook_size, cfg.code_dim
+        k, d = cfg.codebook_size, cfg.factor_dim or cfg.code_dim
+        if cfg.factor_dim:
+            self.project_in = nn.Linear(cfg.code_dim, cfg.factor_dim)
+            self.project_out = nn.Linear(cfg.factor_dim, cfg.code_dim)
         self.ema = cfg.ema_decay > 0
         if self.ema:
             self.register_buffer("codebook", torch.randn(k, d))
@@ -104,10 +112,18 @@ class VectorQuantizer(nn.Module):
             self.codebook = nn.Parameter(torch.randn(k, d) / math.sqrt(d))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
 
-    def indices(self, flat: torch.Tensor, block: int = SEARCH_BLOCK) -> torch.Tensor:  # (N, D) -> (N,)
-        """The nearest code of each row, searched `block` distances at a time: the N x K matrix of
-        distances is never built (at K = 16384 it would be a gigabyte a step)."""
-        cb = self.codebook
+    def project(self, flat: torch.Tensor) -> torch.Tensor:  # (N, code_dim) -> (N, d)
+        """The encoder's vectors as the codes are searched among them."""
+        u = self.project_in(flat) if self.cfg.factor_dim else flat
+        return F.normalize(u, dim=1) if self.cfg.l2_codes else u
+
+    def codes(self) -> torch.Tensor:  # (K, d)
+        return F.normalize(self.codebook, dim=1) if self.cfg.l2_codes else self.codebook
+
+    def indices(self, flat: torch.Tensor, block: int = SEARCH_BLOCK) -> torch.Tensor:  # (N, d) -> (N,)
+        """The nearest code of each (projected) row, searched `block` distances at a time: the N x K
+        matrix of distances is never built (at K = 16384 it would be a gigabyte a step)."""
+        cb = self.codes()
         norms = cb.pow(2).sum(1)  # |x - e|^2 = |x|^2 - 2 x.e + |e|^2; |x|^2 does not change the argmin
         rows = max(1, block // len(cb))
         out = torch.empty(len(flat), dtype=torch.long, device=flat.device)
@@ -115,24 +131,31 @@ class VectorQuantizer(nn.Module):
             out[i : i + rows] = torch.addmm(norms, flat[i : i + rows], cb.t(), alpha=-2).argmin(1)
         return out
 
-    def lookup(self, idx: torch.Tensor) -> torch.Tensor:  # (B, h, w) -> (B, D, h, w)
-        return self.codebook[idx].permute(0, 3, 1, 2).contiguous()
+    def lookup(self, idx: torch.Tensor) -> torch.Tensor:  # (B, h, w) -> (B, code_dim, h, w)
+        q = self.codes()[idx]
+        return (self.project_out(q) if self.cfg.factor_dim else q).permute(0, 3, 1, 2).contiguous()
 
     def forward(self, z: torch.Tensor):
         b, d, h, w = z.shape
-        flat = z.permute(0, 2, 3, 1).reshape(-1, d)  # (N, D)
+        flat = self.project(z.permute(0, 2, 3, 1).reshape(-1, d))  # (N, d)
         if self.training and not self.initialised:
             self._initialise(flat.detach())
         idx = self.indices(flat.detach())
-        q = self.codebook[idx]
+        q = self.codes()[idx]
         if self.training and self.ema:
             self._ema_update(flat.detach(), idx)
         loss = self.cfg.beta * F.mse_loss(flat, q.detach())
         if not self.ema:
             loss = loss + F.mse_loss(q, flat.detach())
         q = flat + (q - flat).detach()  # straight-through estimator
+        if self.cfg.factor_dim:
+            q = self.project_out(q)
         q = q.view(b, h, w, d).permute(0, 3, 1, 2).contiguous()
         return q, idx.view(b, h, w), loss
+
+    def dead_code_threshold(self, vectors: int) -> float:
+        """The EMA use below which a code is restarted, for `vectors` encoder vectors a step."""
+        return self.cfg.dead_code_fraction * vectors / self.cfg.codebook_size
 
     @torch.no_grad()
     def _initialise(self, flat: torch.Tensor) -> None:
@@ -155,7 +178,7 @@ class VectorQuantizer(nn.Module):
         n = self.cluster_size.sum()
         size = (self.cluster_size + 1e-5) / (n + k * 1e-5) * n  # Laplace smoothing
         self.codebook.copy_(self.embed_sum / size.unsqueeze(1))
-        dead = self.cluster_size < self.cfg.dead_code_threshold
+        dead = self.cluster_size < self.dead_code_threshold(len(flat))
         if dead.any():
             pick = torch.randint(0, flat.shape[0], (int(dead.sum()),), device=flat.device)
             self.codebook[dead] = flat[pick]
@@ -180,7 +203,7 @@ class VQVAE(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, S, S) -> (B, h, w)
         z = self.encoder(x)
         b, d, h, w = z.shape
-        return self.quantizer.indices(z.permute(0, 2, 3, 1).reshape(-1, d)).view(b, h, w)
+        return self.quantizer.indices(self.quantizer.project(z.permute(0, 2, 3, 1).reshape(-1, d))).view(b, h, w)
 
     @torch.no_grad()
     def decode(self, idx: torch.Tensor) -> torch.Tensor:  # (B, h, w) -> (B, 3, S, S) in [-1, 1]
