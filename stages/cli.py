@@ -119,9 +119,8 @@ def _command(name: str, module):
     for key in keys:
         section, field = key.split(".")
         kind = config.field_type(config.SECTIONS[section], field)
-        option = typer.Option(
-            None, f"--{key}", help=_help(key), show_default=str(getattr(getattr(shown, section), field))
-        )
+        names = [f"--{key}/--no-{key}"] if kind is bool else [f"--{key}"]  # a flag can be turned off too
+        option = typer.Option(None, *names, help=_help(key), show_default=str(getattr(getattr(shown, section), field)))
         params.append(
             inspect.Parameter(
                 key.replace(".", "__"),

@@ -76,6 +76,14 @@ def test_options_override_params_for_one_run(project):
     assert "synthetic_count: 8000" in (project / "params.yaml").read_text()  # the file is untouched
 
 
+def test_a_yes_or_no_parameter_can_be_set_either_way(project):
+    out = vqgen("train_vqvae", "--help", cwd=project).stdout
+    assert "--vqvae.flip" in out and "--no-vqvae.flip" in out
+    for flag in ("--vqvae.flip", "--no-vqvae.flip"):
+        r = vqgen("train_vqvae", flag, cwd=project)  # parsed, then stops: there are no images yet
+        assert r.returncode == 1 and "data/images.h5" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
 def test_a_folder_of_images_becomes_an_image_store(project, tmp_path):
     import json
 
