@@ -230,6 +230,14 @@ def test_a_damaged_kaggle_copy_is_one_sentence(tmp_path, source, name, damage, m
     assert not (tmp_path / "raw").exists()
 
 
+def test_a_kaggle_copy_without_its_partition_file_is_one_sentence(tmp_path, source):
+    folder, files = source
+    kaggle = write_kaggle(folder)
+    (kaggle / "list_eval_partition.csv").unlink()
+    with pytest.raises(FetchError, match=r"list_eval_partition.csv is missing; the Kaggle copy of CelebA holds"):
+        fetch(tmp_path, kaggle, files)
+
+
 def test_archives_that_unpack_too_large_or_compress_like_a_bomb_are_refused(tmp_path):
     write_zip(tmp_path / "big.zip", [(f"img_align_celeba/{i}.jpg", bytes(range(256)) * 40) for i in range(3)])
     with pytest.raises(FetchError, match="would unpack to 30720 bytes, more than the 30000 allowed"):

@@ -269,13 +269,13 @@ def _place_kaggle(source: Path, tmp: Path, progress: Callable[[int], None] | Non
     """The Kaggle copy of CelebA, rewritten in the official layout: its CSV annotations as the official
     text files, its images (under img_align_celeba/img_align_celeba/ or img_align_celeba/) linked."""
     for name in (KAGGLE_ATTR, KAGGLE_PARTITION):
-        if looks_like_html(source / name):
-            raise FetchError(f"{source / name} is an HTML page, not {name}; {_manual(source)}.")
         if not (source / name).is_file():
             raise FetchError(
                 f"{source / name} is missing; the Kaggle copy of CelebA holds {KAGGLE_ATTR}, "
                 f"{KAGGLE_PARTITION} and {celeba.IMAGE_DIR}/."
             )
+        if looks_like_html(source / name):
+            raise FetchError(f"{source / name} is an HTML page, not {name}; {_manual(source)}.")
     celeba.write_attributes(celeba.read_kaggle_attributes(source / KAGGLE_ATTR), tmp / celeba.ATTR_FILE)
     celeba.write_partition(celeba.read_kaggle_partition(source / KAGGLE_PARTITION), tmp / celeba.PARTITION_FILE)
     images = source / celeba.IMAGE_DIR
