@@ -95,12 +95,18 @@ def _parse(path: Path, lines: list[str], names: list[str], first: int) -> pd.Dat
     table = pd.read_csv(
         io.StringIO("\n".join(lines)), sep=r"\s+", header=None, names=["image", *names], dtype={"image": str}
     )
-    dup = table["image"].duplicated()
+    return _by_image(path, table, "image", first)
+
+
+def _by_image(path: Path, table: pd.DataFrame, column: str, first: int) -> pd.DataFrame:
+    """The table's values as numbers (NaN where not), indexed by its `column` of image names, each listed
+    once; `first` is the file's line number of the table's first row."""
+    dup = table[column].duplicated()
     if dup.any():
         row = int(dup.to_numpy().argmax())
-        raise LayoutError(f"{path}, line {first + row}: {table['image'].iloc[row]} is listed twice.")
-    values = table.drop(columns="image").apply(pd.to_numeric, errors="coerce")
-    values.index = pd.Index(table["image"], name="image")
+        raise LayoutError(f"{path}, line {first + row}: {table[column].iloc[row]} is listed twice.")
+    values = table.drop(columns=column).apply(pd.to_numeric, errors="coerce")
+    values.index = pd.Index(table[column], name="image")
     return values
 
 
@@ -253,14 +259,7 @@ def _read_csv(path: Path, header: list[str], what: str) -> pd.DataFrame:
             raise LayoutError(
                 f"{path}, line {number}: expected {len(header)} comma-separated fields, found {len(line.split(','))}."
             )
-    table = pd.read_csv(path, dtype={"image_id": str}, skip_blank_lines=True)
-    dup = table["image_id"].duplicated()
-    if dup.any():
-        row = int(dup.to_numpy().argmax())
-        raise LayoutError(f"{path}, line {row + 2}: {table['image_id'].iloc[row]} is listed twice.")
-    values = table.drop(columns="image_id").apply(pd.to_numeric, errors="coerce")
-    values.index = pd.Index(table["image_id"], name="image")
-    return values
+    return _by_image(path, pd.read_csv(path, dtype={"image_id": str}, skip_blank_lines=True), "image_id", 2)
 
 
 def _raw_csv(path: Path, number: int, col: int) -> str:
