@@ -12,8 +12,7 @@ from stages import common
 from vqgen.config import Params
 from vqgen.data import celeba, folder, images
 
-PARAMS = ("data.source", "data.crop_size", "data.image_size")
-MINIMUM = (1, 2, 2)  # images each split needs at least: train, val, test
+PARAMS = ("data.source", "data.crop_size", "data.image_size", "evaluate.num_samples")
 
 
 def run(p: Params) -> None:
@@ -27,6 +26,8 @@ def run(p: Params) -> None:
         split, attrs, names = part.to_numpy().astype(np.uint8), table.to_numpy(), list(table.columns)
         counts = {"found": len(paths), "used": len(paths)}
         load = functools.partial(images.load_face, crop=d.crop_size, size=d.image_size)
+    least = (1, 2, max(2, p.evaluate.num_samples))  # train, val, test: the judge compares num_samples
+    _check_sizes(split, least, "")
     start = time.perf_counter()
     with common.progress(len(paths), "resizing images") as advance:
         failed = images.build_store(
@@ -39,7 +40,7 @@ def run(p: Params) -> None:
             d.image_size,
             workers=common.workers(p),
             progress=advance,
-            check=functools.partial(_check, paths, split),
+            check=functools.partial(_check, paths, split, least),
         )
     split, attrs = np.delete(split, list(failed)), np.delete(attrs, list(failed), axis=0)
     counts["used"] -= len(failed)
@@ -64,7 +65,7 @@ def run(p: Params) -> None:
     )
 
 
-def _check(paths: list, split: np.ndarray, failed: dict[int, str]) -> None:
+def _check(paths: list, split: np.ndarray, least: tuple[int, ...], failed: dict[int, str]) -> None:
     """Name the images that do not decode; stop if they leave a split too small to train or measure on."""
     for line in folder.skip_lines(
         [
@@ -73,12 +74,21 @@ def _check(paths: list, split: np.ndarray, failed: dict[int, str]) -> None:
         ]
     ):
         typer.echo(f"warning: {line}", err=True)
-    left = np.delete(split, list(failed))
-    for index, (name, least) in enumerate(zip(images.SPLITS, MINIMUM)):
-        count = int((left == index).sum())
-        if count < least:
+    _check_sizes(
+        np.delete(split, list(failed)),
+        least,
+        f"after leaving out {len(failed)} images that are missing or do not decode, ",
+        "replace the damaged files",
+    )
+
+
+def _check_sizes(split: np.ndarray, least: tuple[int, ...], before: str, fix: str = "add images") -> None:
+    """Stop, before any image is written, if a split holds fewer images than training and judging need."""
+    for name, count, needed in zip(images.SPLITS, np.bincount(split, minlength=3), least):
+        if count < needed:
+            judged = name == "test" and needed > 2
             raise celeba.LayoutError(
-                f"after leaving out {len(failed)} images that are missing or do not decode, the {name} split "
-                f"holds {count} images, fewer than {least}; replace the damaged files in "
-                f"{common.RAW}, or use more data."
+                f"{before}the {name} split holds {count} images, fewer than the {needed} "
+                + ("the judge compares (evaluate.num_samples); lower it, or " if judged else "it needs; ")
+                + f"{fix} in {common.RAW}."
             )

@@ -94,27 +94,36 @@ def test_a_folder_of_images_becomes_an_image_store(project, tmp_path):
     photos = tmp_path / "photos"
     (photos / "trip").mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for i in range(30):
+    for i in range(60):
         Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(photos / "trip" / f"{i}.png")
     (photos / "empty.jpg").write_bytes(b"")
     (photos / "notes.txt").write_text("not an image")
     Image.new("RGB", (8, 8)).save(photos / "tiny.png")
     text = (project / "params.yaml").read_text()
     text = text.replace("source: synthetic", "source: folder").replace("folder: ''", f"folder: {photos}")
-    text = text.replace("val_fraction: 0.05", "val_fraction: 0.2").replace("test_fraction: 0.05", "test_fraction: 0.2")
+    text = text.replace("val_fraction: 0.05", "val_fraction: 0.25").replace(
+        "test_fraction: 0.05", "test_fraction: 0.25"
+    )
     (project / "params.yaml").write_text(text)
     r = vqgen("download", "--compute.workers", "1", cwd=project)
     assert r.returncode == 0, r.stderr
     assert "skipped empty.jpg: unreadable" in r.stderr and "skipped tiny.png: too small" in r.stderr
-    r = vqgen("prepare", cwd=project)
+    r = vqgen("prepare", cwd=project)  # the judge would compare 400 test images
+    test = int(r.stderr.split("the test split holds ")[-1].split()[0])
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
+        f"error: the test split holds {test} images, fewer than the 400 the judge compares "
+        f"(evaluate.num_samples); lower it, or add images in {Path('data/raw')}."
+    )
+    assert not (project / "data/images.h5").exists() and 9 <= test < 30
+    r = vqgen("prepare", "--evaluate.num_samples", str(test), cwd=project)
     assert r.returncode == 0, r.stderr
     data = json.loads((project / "metrics/data.json").read_text())
-    assert data["found"] == 33 and data["used"] == 30
+    assert data["found"] == 63 and data["used"] == 60 and data["test_images"] == test
     assert data["skipped_unreadable"] == data["skipped_too_small"] == data["skipped_not_an_image"] == 1
-    assert data["train_images"] + data["val_images"] + data["test_images"] == 30
+    assert data["train_images"] + data["val_images"] + data["test_images"] == 60
     with h5py.File(project / "data/images.h5") as f:
-        assert f["images"].shape == (30, 64, 64, 3) and f["attributes"].shape == (30, 0)
-    (project / "params.yaml").write_text(text.replace("val_fraction: 0.2", "val_fraction: 0.01"))
+        assert f["images"].shape == (60, 64, 64, 3) and f["attributes"].shape == (60, 0)
+    (project / "params.yaml").write_text(text.replace("val_fraction: 0.25", "val_fraction: 0.01"))
     r = vqgen("download", "--compute.workers", "1", cwd=project)
     assert r.returncode == 1 and "fall in the val split (data.val_fraction 0.01)" in r.stderr
 
@@ -245,7 +254,7 @@ def test_a_directory_it_may_not_write_to_is_one_sentence(project):
     r = vqgen("download", "--data.synthetic_count", "100", "--compute.workers", "1", cwd=project)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     line = r.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: data/raw") and "could not be written (" in line and line.endswith(".")
+    assert line.startswith("error: data/raw could not be written (") and line.endswith(".")
 
 
 def test_encode_writes_exactly_the_tokenizers_codes_with_their_rows(project):

@@ -241,6 +241,25 @@ def test_writing_replaces_a_file_only_when_complete(tmp_path):
     assert path.read_bytes() == b"first" and [p.name for p in path.parent.iterdir()] == ["plot.png"]
 
 
+def test_a_disk_error_names_the_output_not_its_temporary_name(tmp_path):
+    import errno
+
+    from vqgen.files import building, writing
+
+    def full(name):  # what the system raises when a write fails for want of space
+        raise OSError(errno.ENOSPC, "No space left on device", str(name))
+
+    with pytest.raises(OSError) as failed:
+        with writing(tmp_path / "metrics" / "vqvae.json") as tmp:
+            full(tmp)
+    assert failed.value.filename == str(tmp_path / "metrics" / "vqvae.json")
+    with pytest.raises(OSError) as failed:
+        with building(tmp_path / "raw") as tmp:
+            full(tmp / "images" / "000001.jpg")
+    assert failed.value.filename == str(tmp_path / "raw" / "images" / "000001.jpg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics"] and not any((tmp_path / "metrics").iterdir())
+
+
 def test_random_flip_mirrors_each_image_or_leaves_it():
     x = torch.rand(64, 3, 8, 8)
     out = images.random_flip(x, torch.Generator().manual_seed(0))

@@ -34,8 +34,9 @@ def writing(path: str | Path) -> Iterator[Path]:
     removed and path is left as it was."""
     tmp = temporary(path)
     try:
-        yield tmp
-        commit(tmp, path)
+        with _naming(tmp, path):
+            yield tmp
+            commit(tmp, path)
     except BaseException:
         _remove(tmp)
         raise
@@ -52,13 +53,14 @@ def building(dest: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     dest = Path(dest)
     tmp, old = dest.with_name(dest.name + suffix), dest.with_name(dest.name + ".old")
     _remove(tmp)
-    tmp.mkdir(parents=True)
     try:
-        yield tmp
-        for root, _, names in os.walk(tmp):
-            for name in names:
-                _sync(Path(root) / name)
-            _sync(root)
+        with _naming(tmp, dest):
+            tmp.mkdir(parents=True)
+            yield tmp
+            for root, _, names in os.walk(tmp):
+                for name in names:
+                    _sync(Path(root) / name)
+                _sync(root)
     except BaseException:
         _remove(tmp)
         raise
@@ -68,6 +70,20 @@ def building(dest: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     os.replace(tmp, dest)
     _sync(dest.parent)
     _remove(old)
+
+
+@contextlib.contextmanager
+def _naming(tmp: Path, dest: str | Path) -> Iterator[None]:
+    """Report a file system error on the temporary output under the name the user knows: a file
+    that cannot be written under `tmp` is named as the same file under `dest`."""
+    try:
+        yield
+    except OSError as e:
+        for attr in ("filename", "filename2"):
+            name = getattr(e, attr)
+            if isinstance(name, (str, os.PathLike)) and Path(name).is_relative_to(tmp):
+                setattr(e, attr, str(Path(dest) / Path(name).relative_to(tmp)))
+        raise
 
 
 def _sync(path: str | Path) -> None:
