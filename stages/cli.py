@@ -12,18 +12,20 @@ import importlib
 import inspect
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import typer
 
 from stages import common
-from vqgen import config
+from vqgen import config, distributed
 from vqgen.checkpoint import CheckpointError
 from vqgen.data.celeba import LayoutError
 from vqgen.data.celeba_fetch import FetchError
 from vqgen.data.folder import FolderError
 from vqgen.data.tokens import ShardError
-from vqgen.evaluate import WeightsError
+from vqgen.weights import WeightsError
 
 STAGES = (
     "download",
@@ -46,6 +48,7 @@ DISK_ERRORS = {  # errno of a file that cannot be written -> what to do about it
     errno.EDQUOT: "free some space within your quota",
 }
 READ_LOG = "VQGEN_PARAMS_READ"  # names a file each stage appends the params.yaml keys it read to (for tests)
+TRAINING = {"train_vqvae": "vqvae", "train_ar": "ar", "train_diffusion": "diffusion", "train_evaluator": "evaluate"}
 RUNTIME = ("compute",)  # how to run, not what to compute: not a DVC dependency
 USER_ERRORS = (
     config.ConfigError,
@@ -137,10 +140,14 @@ def _command(name: str, module):
                 if value is not None:
                     p.set(ident.replace("__", "."), value)
             p.validate()
+            if _distribute(name, p):
+                return
             if name not in ("download", "prepare") and common.IMAGES.exists():
                 common.check_test_split(p)  # a later stage would fail at the judge, after all the training
             read = _noting_reads(p) if os.environ.get(READ_LOG) else None
             module.run(p)
+            if distributed.is_main():
+                common.clear_resume(name)
             if read is not None:
                 with open(os.environ[READ_LOG], "a") as log:
                     log.write(json.dumps({"stage": name, "read": sorted(read)}) + "\n")
@@ -162,6 +169,37 @@ def _command(name: str, module):
     return command
 
 
+def _distribute(name: str, p: config.Params) -> bool:
+    """Run this command again under torchrun, in `compute.nproc` processes, if it trains a model and
+    is not already one of them; True once they have finished. Several machines: start torchrun
+    yourself on each (`torchrun --nnodes ... -m stages.cli train_ar`)."""
+    if name not in TRAINING:
+        if distributed.launched():
+            raise config.ConfigError(f"{name} trains no model; run it as one process, without torchrun.")
+        return False
+    processes = distributed.planned() if distributed.launched() else p.compute.nproc
+    section = TRAINING[name]
+    if getattr(p, section).batch_size % processes:
+        raise config.ConfigError(
+            f"{section}.batch_size is {getattr(p, section).batch_size}; use a multiple of the {processes} "
+            "training processes (compute.nproc), so that each gets the same share of every batch."
+        )
+    if distributed.launched() or processes == 1:
+        return False
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    threads = str(p.compute.threads or max(1, (os.cpu_count() or 1) // processes))
+    done = subprocess.run(
+        [*torchrun, "-m", "stages.cli", *sys.argv[1:]], env={"OMP_NUM_THREADS": threads, **os.environ}
+    )
+    if done.returncode:
+        raise typer.Exit(done.returncode)
+    return True
+
+
 for _name in STAGES:
     _module = importlib.import_module(f"stages.{_name}")
     app.command(name=_name, help=_module.__doc__)(_command(_name, _module))
+
+
+if __name__ == "__main__":  # torchrun starts each training process as `python -m stages.cli <stage>`
+    app()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -13,7 +15,7 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from vqgen import train
+from vqgen import checkpoint, config, distributed, train
 from vqgen.config import ConfigError, Params
 from vqgen.files import writing
 
@@ -28,6 +30,7 @@ MODELS = {"ar": AR, "diffusion": DIFFUSION}  # each prior's checkpoint, by its p
 FIGURES = Path("figures")
 SAMPLES = Path("samples")
 METRICS = Path("metrics")
+RESUME = Path("scratch/resume")  # a training stage's saved state, outside its DVC outputs (DVC deletes those)
 
 
 @contextlib.contextmanager
@@ -63,9 +66,65 @@ def check_test_split(p: Params) -> int:
     return count
 
 
+def resume(
+    stage: str,
+    p: Params,
+    inputs: list[Path],
+    modules: dict[str, torch.nn.Module],
+    generators: dict[str, torch.Generator] | None = None,
+    streams: dict[str, train.Batches] | None = None,
+) -> train.Resume:
+    """Where the training stage `stage` saves its state and resumes from: a file named by a hash of
+    the stage's params, its input files and the code, so a changed run never resumes a stale one."""
+    import stages
+    import vqgen
+
+    digest = hashlib.sha256()
+    module = importlib.import_module(f"stages.{stage}")
+    values = {k: getattr(getattr(p, k.split(".")[0]), k.split(".")[1]) for k in config.keys(module.PARAMS)}
+    digest.update(json.dumps(values, sort_keys=True).encode())
+    code = [*Path(vqgen.__file__).parent.rglob("*.py"), *Path(stages.__file__).parent.glob("*.py")]
+    for path in [*sorted(code), *inputs]:
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        for f in files:
+            digest.update(checkpoint.sha256(f).encode())
+    path = RESUME / f"{stage}-{digest.hexdigest()[:16]}.pt"
+    if path.is_file() and distributed.is_main():
+        print(f"resuming {stage} from {path}, saved by a run that stopped", file=sys.stderr)
+    return train.Resume(path, p.compute.checkpoint_every, modules, generators or {}, streams or {})
+
+
+def optimizer(model: torch.nn.Module, s: config.Optimised) -> torch.optim.AdamW:
+    """AdamW at the section's peak rate, betas and weight decay."""
+    return train.adamw(model, s.lr, s.weight_decay, (s.beta1, s.beta2))
+
+
+def loop(p: Params, s: config.Optimised, dev: torch.device) -> dict:
+    """The settings of `train.fit` from the section `s`: warmup, gradient clip, learning-rate floor,
+    and the autocast type of `compute.precision` on `dev`."""
+    autocast = train.pick_precision(p.compute.precision, dev)
+    return {"warmup": s.warmup, "grad_clip": s.grad_clip, "lr_floor": s.lr_floor, "autocast": autocast}
+
+
+def compiled(p: Params, module: torch.nn.Module) -> torch.nn.Module:
+    """The module compiled by torch.compile if `compute.compile` asks for it (the same weights: the
+    original is still the one saved), else the module itself."""
+    return torch.compile(module) if p.compute.compile else module
+
+
+def clear_resume(stage: str) -> None:
+    """Delete the saved states of `stage`: it has finished, and its outputs are written."""
+    for path in RESUME.glob(f"{stage}-*.pt"):
+        path.unlink()
+
+
 def device(p: Params, seed: int) -> torch.device:
-    train.setup(seed, p.compute.threads)
-    return train.pick_device(p.compute.device)
+    """The device to run on, with every generator seeded; under torchrun, this process's device, in
+    its process group, with its share of the CPU's cores."""
+    dev = train.pick_device(p.compute.device)
+    share = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    train.setup(seed, p.compute.threads or share)
+    return distributed.start(dev)
 
 
 def workers(p: Params) -> int:
@@ -87,9 +146,12 @@ def write_metrics(name: str, values: dict[str, float]) -> Path:
 @contextlib.contextmanager
 def live(stage: str, total: int, description: str, shown: str = "loss", every: int = 10) -> Iterator:
     """DVCLive in dvclive/{stage} (never touching dvc.yaml) and a progress bar showing the loss `shown`;
-    yields the `on_step(it, metrics)` callback of `train.fit`."""
+    yields the `on_step(it, metrics)` callback of `train.fit`. Under torchrun only the first process logs."""
     from dvclive import Live
 
+    if not distributed.is_main():
+        yield lambda it, metrics: None
+        return
     directory = Path("dvclive") / stage
     shutil.rmtree(directory, ignore_errors=True)
     with (

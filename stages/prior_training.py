@@ -7,12 +7,15 @@ import math
 import torch
 
 from stages import common
-from vqgen import checkpoint, train
+from vqgen import checkpoint, distributed, train
 from vqgen.config import Params
 from vqgen.data import tokens
 from vqgen.priors import PRIORS
 
-TRAINING_KEYS = ("n_layer", "n_head", "n_embd", "dropout", "max_iters", "batch_size", "lr", "weight_decay", "seed")
+TRAINING_KEYS = (
+    *("n_layer", "n_head", "n_embd", "dropout", "max_iters", "batch_size", "lr", "weight_decay", "seed"),
+    *("warmup", "lr_floor", "beta1", "beta2", "grad_clip"),
+)
 
 
 def load_split(split: str) -> tuple[torch.Tensor, int]:
@@ -33,15 +36,27 @@ def run(p: Params, section: str, prior_name: str, options: dict | None = None) -
         k, tuple(data.shape[1:]), options, n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd, dropout=s.dropout
     )
     model = prior.model.to(dev)
-    opt = train.adamw(model, s.lr, s.weight_decay)
-    stream = train.batches(data, s.batch_size, torch.Generator().manual_seed(s.seed))
+    opt = common.optimizer(model, s)
+    stream = train.Batches(data, s.batch_size, torch.Generator().manual_seed(s.seed))
+    resume = common.resume(
+        f"train_{section}", p, [common.VQVAE, common.TOKENS], {"model": model}, streams={"data": stream}
+    )
 
+    prior.model = common.compiled(p, model)  # for training only: `model` holds the same weights
     with common.live(f"train_{section}", s.max_iters, f"training {prior_name} prior") as on_step:
         last = train.fit(
-            lambda it: {"loss": prior.loss(next(stream).to(dev))}, [("loss", opt)], s.max_iters, s.lr, on_step=on_step
+            lambda it: {"loss": prior.loss(next(stream).to(dev))},
+            [("loss", opt)],
+            s.max_iters,
+            s.lr,
+            on_step=on_step,
+            resume=resume,
+            **common.loop(p, s, dev),
         )
 
-    model.eval()
+    if not distributed.is_main():
+        return
+    prior.model = model.eval()
     with torch.no_grad():  # diffusion losses are random: fix their noise so runs compare
         state = torch.random.get_rng_state()
         torch.manual_seed(1234)
@@ -50,7 +65,13 @@ def run(p: Params, section: str, prior_name: str, options: dict | None = None) -
         ) / max(1, len(val))
         torch.random.set_rng_state(state)
     common.write_metrics(
-        section, {"val_loss": val_loss, "val_bits_per_token": val_loss / math.log(2), "train_loss": last["loss"]}
+        section,
+        {
+            "val_loss": val_loss,
+            "val_bits_per_token": val_loss / math.log(2),
+            "train_loss": last["loss"],
+            "world_size": distributed.world(),
+        },
     )
     checkpoint.save(
         common.MODELS[section], model, model.cfg, **prior.metadata(), tokenizer=checkpoint.sha256(common.VQVAE)

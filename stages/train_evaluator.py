@@ -6,13 +6,16 @@ from __future__ import annotations
 import torch
 
 from stages import common
-from vqgen import checkpoint, train
+from vqgen import checkpoint, distributed, train
 from vqgen.config import Params
 from vqgen.data import images
 from vqgen.models import evaluator
 from vqgen.models.evaluator import Evaluator, EvaluatorConfig, augment, rotate
 
-PARAMS = ("evaluate.width", "evaluate.max_iters", "evaluate.batch_size", "evaluate.lr", "evaluate.seed")
+PARAMS = (
+    *(f"evaluate.{k}" for k in ("width", "max_iters", "batch_size", "lr", "weight_decay", "seed")),
+    *(f"evaluate.{k}" for k in ("warmup", "lr_floor", "beta1", "beta2", "grad_clip")),
+)
 
 
 def run(p: Params) -> None:
@@ -22,19 +25,25 @@ def run(p: Params) -> None:
     names, y = tr.attribute_names, torch.from_numpy(tr.attributes).float()
     fast = dict(device=dev, memory_format=torch.channels_last)  # faster convolutions on CPU
     model = Evaluator(EvaluatorConfig(num_attributes=len(names), width=e.width)).to(**fast)
-    opt = train.adamw(model, e.lr, 1e-4)
+    opt = common.optimizer(model, e)
     gen = torch.Generator().manual_seed(e.seed)
-    stream = train.batches(torch.arange(len(tr)), e.batch_size, gen)
+
+    def prepare(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xb = augment(images.to_tensor(tr[rows.numpy()]), generator=gen)
+        return (xb, y[rows]) if names else rotate(xb, gen)
+
+    stream = train.Batches(torch.arange(len(tr)), e.batch_size, gen, prepare)
+    resume = common.resume("train_evaluator", p, [common.IMAGES], {"model": model}, {"gen": gen}, {"data": stream})
+    net = common.compiled(p, model)
 
     def losses(it: int) -> dict[str, torch.Tensor]:
-        rows = next(stream)
-        xb, yb = augment(images.to_tensor(tr[rows.numpy()]), generator=gen), y[rows]
-        if not names:
-            xb, yb = rotate(xb, gen)
-        return {"loss": evaluator.loss(model, xb.to(**fast), yb.to(dev), gen)}
+        xb, yb = next(stream)
+        return {"loss": evaluator.loss(net, xb.to(**fast), yb.to(dev), gen)}
 
     with common.live("train_evaluator", e.max_iters, "training evaluator") as on_step:
-        train.fit(losses, [("loss", opt)], e.max_iters, e.lr, on_step=on_step)
+        train.fit(losses, [("loss", opt)], e.max_iters, e.lr, on_step=on_step, resume=resume, **common.loop(p, e, dev))
+    if not distributed.is_main():
+        return
 
     model.eval()
     turn = torch.Generator().manual_seed(0)
@@ -51,5 +60,5 @@ def run(p: Params) -> None:
         metrics = {"val_accuracy": float(correct.mean()), **{f"accuracy_{n}": float(a) for n, a in zip(names, correct)}}
     else:
         metrics = {"val_accuracy": float((logits.argmax(1) == torch.cat(turns)).float().mean())}
-    common.write_metrics("evaluator", metrics)
+    common.write_metrics("evaluator", {**metrics, "world_size": distributed.world()})
     checkpoint.save(common.EVALUATOR, model, model.cfg)

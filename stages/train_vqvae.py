@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from stages import common
-from vqgen import checkpoint, evaluate, render, train
+from vqgen import checkpoint, distributed, evaluate, render, train, weights
 from vqgen.config import Params
 from vqgen.data import images
 from vqgen.models import vqvae
@@ -36,19 +36,29 @@ def run(p: Params) -> None:
     data, val = images.Split(common.IMAGES, "train"), images.Split(common.IMAGES, "val")
     fast = dict(device=dev, memory_format=torch.channels_last)  # about 2x faster convolutions on CPU
     model, disc = vqvae.VQVAE(config(p)).to(**fast), vqvae.Discriminator().to(**fast)
-    opt_g = train.adamw(model, v.lr, betas=(0.5, 0.9))
-    opt_d = train.adamw(disc, v.lr, betas=(0.5, 0.9))
-    stream = train.batches(torch.arange(len(data)), v.batch_size, torch.Generator().manual_seed(v.seed))
+    features = weights.frozen_vgg(v.perceptual_weights).to(**fast) if v.perceptual_weights else None
+    opt_g, opt_d = common.optimizer(model, v), common.optimizer(disc, v)
     mirror = torch.Generator().manual_seed(v.seed + 1)
 
+    def prepare(rows: torch.Tensor) -> torch.Tensor:
+        x = images.to_tensor(data[rows.numpy()])
+        return images.random_flip(x, mirror) if v.flip else x
+
+    stream = train.Batches(torch.arange(len(data)), v.batch_size, torch.Generator().manual_seed(v.seed), prepare)
+    resume = common.resume(
+        "train_vqvae", p, [common.IMAGES], {"model": model, "disc": disc}, {"mirror": mirror}, {"data": stream}
+    )
+    net, critic = common.compiled(p, model), common.compiled(p, disc)
+
     def losses(it: int) -> dict[str, torch.Tensor]:
-        x = images.to_tensor(data[next(stream).numpy()]).to(**fast)
-        if v.flip:
-            x = images.random_flip(x, mirror)
-        return vqvae.losses(model, disc, x, v.perceptual_weight, v.adversarial_weight, use_disc=it >= v.disc_start)
+        x, use_disc = next(stream).to(**fast), it >= v.disc_start
+        return vqvae.losses(net, critic, x, v.perceptual_weight, v.adversarial_weight, use_disc, features)
 
     with common.live("train_vqvae", v.max_iters, "training VQ-VAE", shown="mse") as on_step:
-        train.fit(losses, [("loss", opt_g), ("d_loss", opt_d)], v.max_iters, v.lr, on_step=on_step)
+        objectives = [("loss", opt_g), ("d_loss", opt_d)]
+        train.fit(losses, objectives, v.max_iters, v.lr, on_step=on_step, resume=resume, **common.loop(p, v, dev))
+    if not distributed.is_main():
+        return
 
     model.eval()
     mse, psnr, tokens, first = 0.0, 0.0, [], None
@@ -62,7 +72,12 @@ def run(p: Params) -> None:
     n = len(val)
     common.write_metrics(
         "vqvae",
-        {"val_mse": mse / n, "val_psnr": psnr / n, **evaluate.codebook_usage(np.concatenate(tokens), v.codebook_size)},
+        {
+            "val_mse": mse / n,
+            "val_psnr": psnr / n,
+            **evaluate.codebook_usage(np.concatenate(tokens), v.codebook_size),
+            "world_size": distributed.world(),
+        },
     )
     checkpoint.save(common.VQVAE, model, model.cfg, image_size=p.data.image_size)
     render.pairs(common.FIGURES / "reconstructions.png", val[:32], images.to_uint8(first))

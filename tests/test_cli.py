@@ -30,6 +30,18 @@ def judge_fewer(project, n=9):
     path.write_text(path.read_text().replace("num_samples: 400", f"num_samples: {n}"))
 
 
+def prepared_faces(project):
+    """100 synthetic faces of 32 px, downloaded and prepared, judged on 9 images."""
+    judge_fewer(project)
+    path = project / "params.yaml"
+    path.write_text(
+        path.read_text().replace("synthetic_count: 8000", "synthetic_count: 100").replace("size: 64", "size: 32")
+    )
+    for stage in ("download", "prepare"):
+        r = vqgen(stage, "--compute.workers", "1", cwd=project)
+        assert r.returncode == 0, r.stderr
+
+
 def test_help_lists_every_stage_of_the_pipeline(project):
     import yaml
 
@@ -296,3 +308,44 @@ def test_a_synthetic_set_too_small_for_the_judge_is_refused_before_any_work(proj
         "evaluate.num_samples (400), or lower evaluate.num_samples."
     ]
     assert sorted(p.name for p in project.iterdir()) == ["params.yaml"]
+
+
+def test_a_killed_training_stage_resumes_to_the_weights_of_an_uninterrupted_run(project):
+    import signal
+    import time
+
+    prepared_faces(project)
+    tiny = ["--vqvae.channels", "8", "--vqvae.codebook_size", "32", "--vqvae.code_dim", "8", "--vqvae.batch_size", "8"]
+    tiny += [
+        "--vqvae.max_iters",
+        "150",
+        "--vqvae.disc_start",
+        "20",
+        "--vqvae.adversarial_weight",
+        "0.1",
+        "--vqvae.flip",
+    ]
+    tiny += ["--compute.checkpoint_every", "10", "--compute.threads", "1"]
+    model, scratch = project / "models/vqvae.safetensors", project / "scratch/resume"
+    r = vqgen("train_vqvae", *tiny, cwd=project)
+    assert r.returncode == 0, r.stderr
+    whole = model.read_bytes()
+    assert not list(scratch.iterdir())  # cleared on success
+
+    def killed(*extra):
+        model.unlink()
+        run = subprocess.Popen([*VQGEN, "train_vqvae", *tiny, *extra], cwd=project, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not list(scratch.glob("train_vqvae-*.pt")) and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.01)
+        run.send_signal(signal.SIGKILL)
+        assert run.wait() == -signal.SIGKILL and not model.exists()  # killed part way, nothing written
+
+    killed()
+    r = vqgen("train_vqvae", *tiny, cwd=project)
+    assert r.returncode == 0 and "resuming train_vqvae from scratch/resume/train_vqvae-" in r.stderr, r.stderr
+    assert model.read_bytes() == whole and not list(scratch.iterdir())
+    killed()
+    r = vqgen("train_vqvae", *tiny, "--vqvae.lr", "0.002", cwd=project)  # another run: starts afresh
+    assert r.returncode == 0 and "resuming" not in r.stderr and model.read_bytes() != whole
+    assert not list(scratch.iterdir())

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from vqgen import evaluate, render
+from vqgen.weights import WeightsError
 
 
 def test_frechet_distance_of_gaussians():
@@ -126,7 +127,7 @@ def test_a_planted_pickle_never_runs(tmp_path, monkeypatch, where, name):
         plant(tmp_path / "hub" / "checkpoints" / name, marker)
         weights = evaluate.find_inception()
     assert weights is not None and weights.name == name
-    with pytest.raises(evaluate.WeightsError, match="is not a tensor-only Inception-v3 weights file") as e:
+    with pytest.raises(WeightsError, match="is not a tensor-only Inception-v3 weights file") as e:
         evaluate.Inception(weights)
     assert not marker.exists()
     assert str(weights) in str(e.value) and "\n" not in str(e.value)
@@ -144,7 +145,7 @@ def test_a_planted_pickle_never_runs(tmp_path, monkeypatch, where, name):
 def test_broken_inception_weights_are_one_sentence(tmp_path, content, message, name):
     path = tmp_path / name
     path.write_bytes(content) if isinstance(content, bytes) else torch.save(content, path)
-    with pytest.raises(evaluate.WeightsError, match=message) as e:
+    with pytest.raises(WeightsError, match=message) as e:
         evaluate.Inception(path)
     assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
 

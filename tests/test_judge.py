@@ -28,7 +28,7 @@ def world(tmp_path_factory):
     labels = torch.tensor(attrs.to_numpy(), dtype=torch.float32)
     x = images.to_tensor(faces[:1200])
     gen = torch.Generator().manual_seed(0)
-    stream = train.batches(torch.arange(1200), 64, gen)
+    stream = train.Batches(torch.arange(1200), 64, gen)
 
     judge_model = Evaluator(EvaluatorConfig(num_attributes=40, width=16))
 
@@ -39,7 +39,7 @@ def world(tmp_path_factory):
     fit(judge_model, judge_loss, 150, 2e-3)
     tok = vqvae.VQVAE(vqvae.VQVAEConfig(channels=16))
     disc = vqvae.Discriminator()
-    batches = train.batches(x, 32, gen)
+    batches = train.Batches(x, 32, gen)
     train.fit(
         lambda it: vqvae.losses(tok, disc, next(batches), 0.1, 0.0, use_disc=it >= 100),
         [("loss", train.adamw(tok, 1e-3)), ("d_loss", train.adamw(disc, 1e-3))],

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vqgen.models import vqvae
+from vqgen.models import perceptual, vqvae
 from vqgen.models.evaluator import Evaluator, EvaluatorConfig, augment, rotate
 
 
@@ -46,6 +46,31 @@ def test_ema_restarts_dead_codes():
     assert q.codebook[3].abs().max() < 1e3
 
 
+def test_the_straight_through_estimator_passes_the_gradient_unchanged():
+    q = vqvae.VectorQuantizer(tiny(ema_decay=0.99)).train()
+    q(torch.randn(2, 8, 4, 4))
+    z = torch.randn(2, 8, 4, 4, requires_grad=True)
+    out, _, _ = q.eval()(z)
+    upstream = torch.randn_like(out)
+    (out * upstream).sum().backward()  # the codes' gradient, without the commitment loss
+    assert torch.equal(z.grad, upstream)
+
+
+def test_ema_moves_each_code_to_the_mean_of_the_vectors_it_wins():
+    q = vqvae.VectorQuantizer(vqvae.VQVAEConfig(codebook_size=2, code_dim=2, ema_decay=0.9)).train()
+    centres = torch.tensor([[4.0, 0.0], [-4.0, 0.0]])
+    flat = (centres.repeat_interleave(50, 0) + torch.randn(100, 2, generator=torch.Generator().manual_seed(0))).t()
+    z = flat.reshape(2, 10, 10).unsqueeze(0)  # (1, D, 10, 10): 50 vectors around each centre
+    q(z)
+    q.codebook.copy_(torch.tensor([[1.0, 1.0], [-1.0, -1.0]]))  # away from the means, each on its own side
+    q.embed_sum.copy_(q.codebook * q.cluster_size[:, None])
+    for _ in range(200):
+        _, idx, _ = q(z)
+    means = torch.stack([flat.t()[:50].mean(0), flat.t()[50:].mean(0)])
+    assert torch.equal(idx.flatten(), torch.arange(2).repeat_interleave(50))
+    assert torch.allclose(q.codebook, means, atol=1e-3)
+
+
 def test_encode_and_decode_are_the_forward_pass_split_at_the_tokens():
     torch.manual_seed(0)
     model = vqvae.VQVAE(tiny())
@@ -79,10 +104,41 @@ def test_discriminator_features_and_perceptual_loss():
     x = torch.rand(2, 3, 32, 32)
     logits, feats = disc(x)
     assert logits.shape == (2, 1, 4, 4) and [f.shape[1:] for f in feats] == [(8, 16, 16), (16, 8, 8), (32, 4, 4)]
-    assert vqvae.feature_distance(feats, disc(x)[1]).item() == 0.0
+    assert perceptual.feature_distance(feats, disc(x)[1]).item() == 0.0
+    scaled = [f * torch.rand(2, 1, *f.shape[2:]) * 10 for f in feats]  # each position's vector rescaled
+    assert perceptual.feature_distance(feats, scaled).item() == pytest.approx(0.0, abs=1e-6)
     other = disc(-x)[1]
-    want = sum((a - b).abs().mean() for a, b in zip(other, feats)) / 3
-    assert vqvae.feature_distance(feats, other).item() == pytest.approx(want.item())
+    n = perceptual.unit_normalise
+    want = sum((n(a) - n(b)).pow(2).sum(1).mean() for a, b in zip(other, feats)) / 3
+    assert perceptual.feature_distance(feats, other).item() == pytest.approx(want.item())
+
+
+def test_the_perceptual_distance_of_unit_vectors_is_two_minus_twice_their_cosine():
+    a = torch.zeros(1, 4, 1, 1)
+    a[0, 0] = 3.0
+    b, c = torch.zeros_like(a), -a
+    b[0, 1] = 0.5
+    assert perceptual.feature_distance([a], [b]).item() == pytest.approx(2.0)  # orthogonal
+    assert perceptual.feature_distance([a], [c]).item() == pytest.approx(4.0)  # opposite
+
+
+def test_the_adaptive_weight_is_the_ratio_of_the_gradient_norms_at_the_last_layer():
+    torch.manual_seed(0)
+    model, disc = vqvae.VQVAE(tiny()), vqvae.Discriminator(channels=8)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    model.train()(x)
+    model.eval()
+    out = vqvae.losses(model, disc, x, 0.0, 0.5, use_disc=True)
+    last = model.decoder.net[-1].weight
+    recon = model(x)[0]
+    g_rec = torch.autograd.grad(torch.nn.functional.mse_loss(recon, x), last)[0]
+    g_adv = torch.autograd.grad(-disc(model(x)[0])[0].mean(), last)[0]
+    want = g_rec.norm() / (g_adv.norm() + 1e-4)
+    assert out["adaptive_weight"].item() == pytest.approx(want.item(), rel=1e-4)
+    assert not out["adaptive_weight"].requires_grad  # a constant, not a path for gradients
+    assert out["loss"].item() == pytest.approx(
+        (out["mse"] + out["quantizer"] + 0.5 * want * out["adversarial"]).item(), rel=1e-5
+    )
 
 
 @pytest.mark.parametrize("weights, passes", [((0.0, 0.0), 0), ((0.1, 0.0), 3), ((0.0, 0.1), 3), ((0.1, 0.1), 3)])
@@ -100,10 +156,12 @@ def test_the_discriminator_sees_each_image_once_and_rests_when_its_losses_weigh_
         recon = model(x)[0]
         assert torch.equal(seen[0], x) and torch.allclose(seen[1], recon) and torch.allclose(seen[2], recon)
         assert seen[1].requires_grad and not seen[2].requires_grad  # the generator's pass, the critic's pass
-        perceptual = vqvae.feature_distance(disc(x)[1], disc(recon)[1])
-        assert out["perceptual"].item() == pytest.approx(perceptual.item(), rel=1e-5)
+        if weights[0]:
+            distance = perceptual.feature_distance(disc(x)[1], disc(recon)[1])
+            assert out["perceptual"].item() == pytest.approx(distance.item(), rel=1e-5)
+        adversarial = weights[1] * out["adaptive_weight"] * out["adversarial"] if weights[1] else 0.0
         assert out["loss"].item() == pytest.approx(
-            (out["mse"] + out["quantizer"] + weights[0] * out["perceptual"] + weights[1] * out["adversarial"]).item()
+            (out["mse"] + out["quantizer"] + weights[0] * out.get("perceptual", 0.0) + adversarial).item(), rel=1e-6
         )
         want_d = vqvae.hinge_d_loss(disc(x)[0], disc(recon)[0])
         assert out["d_loss"].item() == pytest.approx(want_d.item(), rel=1e-5)
@@ -238,3 +296,41 @@ def test_the_dead_code_threshold_scales_with_the_expected_use_per_code(grids):
     q(z)
     assert q.codebook[3].abs().min() > 1e5  # 1.1 x the threshold: kept
     assert q.codebook[5].abs().max() < 1e3  # 0.9 x the threshold: restarted onto an encoder vector
+
+
+def vgg_weights(path):
+    """torchvision's VGG16 layout with random weights (the published ones are never downloaded)."""
+    from safetensors.torch import save_file
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(0)
+    save_file({f"features.{k}": v for k, v in make_layers(cfgs["D"]).state_dict().items()}, path)
+    return path
+
+
+def test_a_frozen_vgg_gives_the_perceptual_loss_and_the_discriminator_rests(tmp_path):
+    from vqgen import weights
+
+    net = weights.frozen_vgg(vgg_weights(tmp_path / "vgg16.safetensors"))
+    assert not any(p.requires_grad for p in net.parameters()) and not net.train().training
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert [f.shape[1:] for f in net(x)] == [(64, 32, 32), (128, 16, 16), (256, 8, 8), (512, 4, 4), (512, 2, 2)]
+    torch.manual_seed(0)
+    model, disc = vqvae.VQVAE(tiny()), vqvae.Discriminator(channels=8)
+    seen = []
+    disc.register_forward_hook(lambda module, args, out: seen.append(1))
+    out = vqvae.losses(model, disc, x, 0.1, 0.0, use_disc=False, features=net)  # from the first step
+    assert seen == [] and "d_loss" not in out
+    assert out["loss"].item() == pytest.approx((out["mse"] + out["quantizer"] + 0.1 * out["perceptual"]).item())
+    out["loss"].backward()
+    assert model.decoder.net[-1].weight.grad.abs().sum() > 0 and all(p.grad is None for p in net.parameters())
+
+
+def test_vgg_weights_of_another_layout_are_one_sentence(tmp_path):
+    from safetensors.torch import save_file
+
+    from vqgen import weights
+
+    save_file({"features.0.weight": torch.zeros(8, 3, 3, 3)}, tmp_path / "small.safetensors")
+    with pytest.raises(weights.WeightsError, match=r"small.safetensors does not hold VGG16 weights of the expected"):
+        weights.frozen_vgg(tmp_path / "small.safetensors")

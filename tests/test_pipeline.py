@@ -193,8 +193,10 @@ def test_dvc_repro_end_to_end(tmp_path):
 
 
 @pytest.mark.e2e
-def test_every_stage_on_a_folder_of_images(tmp_path):
-    """A folder source has no attributes: the judge learns rotations, and no attr_tv is reported."""
+def test_every_stage_on_a_folder_of_images_with_a_16x16_grid(tmp_path):
+    """A folder source has no attributes: the judge learns rotations, and no attr_tv is reported.
+    The tokenizer downsamples by 2 only, so both priors work on the blog's 16x16 grid."""
+    import h5py
     import numpy as np
     from PIL import Image
 
@@ -221,6 +223,7 @@ def test_every_stage_on_a_folder_of_images(tmp_path):
                 "val_fraction": 0.2,
                 "test_fraction": 0.2,
             },
+            "vqvae": {**TINY["vqvae"], "downsample": 2},  # 32 px images, 16x16 tokens
             "evaluate": {**TINY["evaluate"], "num_samples": 9},  # the test split holds 9 of the 60
         },
     )
@@ -240,7 +243,12 @@ def test_every_stage_on_a_folder_of_images(tmp_path):
     ):
         run([sys.executable, "-c", "from stages.cli import app; app()", stage], project, env)
     evaluator = json.loads((project / "metrics/evaluator.json").read_text())
-    assert list(evaluator) == ["val_accuracy"]  # of the rotation task
+    assert list(evaluator) == ["val_accuracy", "world_size"]  # of the rotation task
     sample = json.loads((project / "metrics/sample_ar.json").read_text())
     assert set(sample) == {"fd", "precision", "recall", "seconds_per_image", "seconds_per_image_batch1", "mean_steps"}
     assert "| autoregressive prior |" in (project / "figures/report.md").read_text()
+    with h5py.File(next((project / "data/tokens").glob("train-*.h5"))) as f:
+        assert f["tokens"].shape[1:] == (16, 16)
+    for prior in ("ar", "diffusion"):
+        with h5py.File(project / "samples" / f"{prior}.h5") as f:
+            assert f["tokens"].shape[1:] == (16, 16) and f["images"].shape[1:] == (32, 32, 3)

@@ -16,12 +16,13 @@ def test_cosine_lr_warms_up_linearly_then_decays_to_a_tenth():
     assert all(a >= b for a, b in zip(lr[10:], lr[11:]))
     assert train.cosine_lr(500, 110, 1.0, 10) == pytest.approx(0.1)  # past the end: stays at the floor
     assert train.cosine_lr(35, 110, 2.0, 10) == pytest.approx(2.0 * (0.1 + 0.45 * (1 + math.cos(math.pi / 4))))
+    assert train.cosine_lr(110, 110, 1.0, 10, floor=0.0) == 0.0 and train.cosine_lr(110, 110, 1.0, 10, 0.5) == 0.5
 
 
 @pytest.mark.parametrize("n, batch_size", [(12, 4), (13, 4), (3, 8)])
 def test_batches_cover_each_row_once_per_epoch(n, batch_size):
     data = torch.arange(n)
-    stream = train.batches(data, batch_size, torch.Generator().manual_seed(0))
+    stream = train.Batches(data, batch_size, torch.Generator().manual_seed(0))
     per_epoch = n // batch_size if n >= batch_size else 1
     epochs = [torch.cat([next(stream) for _ in range(per_epoch)]) for _ in range(3)]
     for rows in epochs:
@@ -55,3 +56,93 @@ def test_the_gan_step_updates_each_network_on_its_own_loss_only():
     first = vqvae.losses(model, disc, x, 0.1, 0.1, use_disc=True)["d_loss"].item()
     train.fit(losses(True), [("d_loss", opt_d)], 30, 1e-3)
     assert vqvae.losses(model, disc, x, 0.1, 0.1, use_disc=True)["d_loss"].item() < 0.5 * first  # it learns
+
+
+def gan_run(path, every, crash_at=None):
+    """A tiny VQ-VAE and discriminator trained on a seeded stream of flipped batches, with dropout-like
+    noise from torch's own generator; raises at step `crash_at` as a killed run would stop."""
+    torch.manual_seed(0)
+    model = vqvae.VQVAE(vqvae.VQVAEConfig(channels=8, downsample=4, codebook_size=16, code_dim=8))
+    disc = vqvae.Discriminator(channels=8)
+    opt_g, opt_d = train.adamw(model, 1e-3), train.adamw(disc, 1e-3)
+    data = torch.rand(24, 3, 16, 16) * 2 - 1
+    stream = train.Batches(torch.arange(24), 4, torch.Generator().manual_seed(1))
+    mirror = torch.Generator().manual_seed(2)
+    resume = train.Resume(path, every, {"model": model, "disc": disc}, {"mirror": mirror}, {"data": stream})
+    logged = []
+
+    def losses(it):
+        if it == crash_at:
+            raise KeyboardInterrupt
+        x = data[next(stream)]
+        x = torch.where(torch.rand(len(x), 1, 1, 1, generator=mirror) < 0.5, x.flip(3), x)
+        x = x + 0.01 * torch.randn_like(x)  # torch's global generator
+        return vqvae.losses(model, disc, x, 0.1, 0.1, use_disc=it >= 5)
+
+    train.fit(
+        losses, [("loss", opt_g), ("d_loss", opt_d)], 20, 1e-3, on_step=lambda it, m: logged.append(it), resume=resume
+    )
+    return {**model.state_dict(), **{f"disc.{k}": v for k, v in disc.state_dict().items()}}, logged
+
+
+def test_a_run_killed_part_way_resumes_to_the_same_weights_bit_for_bit(tmp_path):
+    whole, _ = gan_run(tmp_path / "whole.pt", every=0)
+    with pytest.raises(KeyboardInterrupt):
+        gan_run(tmp_path / "run.pt", every=4, crash_at=11)  # saved after steps 4 and 8, lost 9 and 10
+    state = torch.load(tmp_path / "run.pt", weights_only=True)
+    assert state["step"] == 8 and len(state["history"]) == 8
+    resumed, logged = gan_run(tmp_path / "run.pt", every=4)
+    assert logged == list(range(20))  # the 8 steps saved are logged again, then 12 new ones
+    assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole)
+    assert not (tmp_path / "whole.pt").exists()  # every=0 never saves
+
+
+def test_a_finished_run_leaves_its_last_save_behind_for_the_stage_to_clear(tmp_path):
+    gan_run(tmp_path / "run.pt", every=8)
+    assert torch.load(tmp_path / "run.pt", weights_only=True)["step"] == 16  # never the final step
+
+
+def tiny_prior():
+    from vqgen.priors import PRIORS
+
+    torch.manual_seed(0)
+    return PRIORS["ar"].create(16, (4, 4), n_layer=1, n_head=2, n_embd=16)
+
+
+def test_bf16_autocast_runs_the_layers_in_bf16_and_keeps_the_weights_in_float32():
+    prior, grids = tiny_prior(), torch.randint(0, 16, (8, 4, 4))
+    seen = []
+    next(m for m in prior.model.modules() if isinstance(m, torch.nn.Linear)).register_forward_hook(
+        lambda module, args, out: seen.append(out.dtype)
+    )
+    before = [p.detach().clone() for p in prior.model.parameters()]
+    opt = train.adamw(prior.model, 1e-2)
+    last = train.fit(lambda it: {"loss": prior.loss(grids)}, [("loss", opt)], 3, 1e-2, autocast=torch.bfloat16)
+    assert seen == [torch.bfloat16] * 3 and math.isfinite(last["loss"])
+    assert all(p.dtype == torch.float32 and not torch.equal(p, b) for p, b in zip(prior.model.parameters(), before))
+
+
+def test_the_quantizer_searches_in_float32_under_bf16_autocast():
+    q = vqvae.VectorQuantizer(vqvae.VQVAEConfig(codebook_size=64, code_dim=8)).train()
+    z = torch.randn(4, 8, 8, 8)
+    q(z)
+    q.eval()
+    with torch.autocast("cpu", torch.bfloat16):
+        out, idx, _ = q(z)
+    assert out.dtype == torch.float32 and torch.equal(idx, q(z)[1])
+
+
+def test_a_compiled_model_trains_to_the_same_loss_as_the_eager_one():
+    import shutil
+
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("torch.compile needs a C compiler on a CPU")
+    grids = torch.randint(0, 16, (8, 4, 4), generator=torch.Generator().manual_seed(1))
+    runs = []
+    for compile_it in (False, True):
+        prior = tiny_prior()
+        model = prior.model
+        prior.model = torch.compile(model) if compile_it else model
+        opt = train.adamw(model, 1e-2)
+        runs.append(train.fit(lambda it: {"loss": prior.loss(grids)}, [("loss", opt)], 3, 1e-2)["loss"])
+    assert runs[1] == pytest.approx(runs[0], rel=1e-4)

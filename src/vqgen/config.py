@@ -96,7 +96,26 @@ class Data:
 
 
 @dataclass
-class VQVAE:
+class Optimised:
+    """The training loop's settings, shared by every section that trains a model."""
+
+    warmup: int = _f(100, "steps of linear learning-rate warmup (at most max_iters / 10 + 1)")
+    lr_floor: float = _f(0.1, "learning rate at the end of the cosine decay, as a fraction of lr")
+    beta1: float = _f(0.9, "Adam's first-moment decay")
+    beta2: float = _f(0.95, "Adam's second-moment decay")
+    grad_clip: float = _f(1.0, "largest gradient norm per optimizer step (0: no clipping)")
+    weight_decay: float = _f(0.0, "AdamW weight decay on matrices and kernels")
+
+    def validate_training(self, name: str) -> None:
+        _not_negative(self, name, "warmup", "grad_clip", "weight_decay")
+        _check(0 <= self.lr_floor <= 1, f"{name}.lr_floor is {self.lr_floor}; use a fraction from 0 to 1.")
+        for key in ("beta1", "beta2"):
+            value = getattr(self, key)
+            _check(0 <= value < 1, f"{name}.{key} is {value}; use 0 up to below 1.")
+
+
+@dataclass
+class VQVAE(Optimised):
     channels: int = _f(16, "channels at full resolution; doubled at each downsampling, at most 4x")
     downsample: int = _f(8, "image side / token grid side (a power of two)")
     res_blocks: int = _f(1, "residual blocks per resolution level")
@@ -112,15 +131,25 @@ class VQVAE:
     )
     beta: float = _f(0.25, "commitment loss weight (van den Oord et al. 2017)")
     ema_decay: float = _f(0.99, "EMA codebook decay (Razavi et al. 2019); 0 learns codes by gradient")
-    perceptual_weight: float = _f(0.1, "weight of the discriminator-feature perceptual loss")
-    adversarial_weight: float = _f(0.0, "weight of the generator's adversarial (hinge) loss; off by default")
+    perceptual_weight: float = _f(0.1, "weight of the perceptual loss (unit-normalised feature distance)")
+    perceptual_weights: str = _f(
+        "",
+        "VGG16 weights on disk (torchvision's state dict, .pth or .safetensors) whose frozen features "
+        "give the perceptual loss (empty: the discriminator's features; never downloaded)",
+    )
+    adversarial_weight: float = _f(
+        0.0, "weight of the adversarial (hinge) loss, times VQGAN's adaptive gradient-norm ratio; 0: off"
+    )
     disc_start: int = _f(300, "iteration at which the discriminator losses switch on")
     max_iters: int = _f(1000, "training iterations")
     batch_size: int = _f(32, "images per iteration")
     lr: float = _f(1e-3, "peak learning rate (Adam, cosine decay)")
+    beta1: float = _f(0.5, "Adam's first-moment decay (low, as GANs are trained)")
+    beta2: float = _f(0.9, "Adam's second-moment decay")
     seed: int = _f(0, "training seed")
 
     def validate(self) -> None:
+        self.validate_training("vqvae")
         _check(
             _power_of_two(self.downsample) and self.downsample >= 2,
             f"vqvae.downsample is {self.downsample}; use a power of two of at least 2.",
@@ -130,6 +159,11 @@ class VQVAE:
         _positive(self, "vqvae", "channels", "code_dim", "max_iters", "batch_size", "lr")
         _not_negative(self, "vqvae", "beta", "perceptual_weight", "adversarial_weight", "disc_start")
         _check(self.res_blocks >= 0, f"vqvae.res_blocks is {self.res_blocks}; use 0 or more.")
+        _check(
+            not self.perceptual_weights or Path(self.perceptual_weights).is_file(),
+            f"vqvae.perceptual_weights is {self.perceptual_weights!r}, which is not a file; give the path "
+            "of torchvision's VGG16 weights, or leave it empty.",
+        )
         _check(
             0 <= self.dead_code_fraction < 1,
             f"vqvae.dead_code_fraction is {self.dead_code_fraction}; use 0 (never restart) up to below 1.",
@@ -151,7 +185,7 @@ class Encode:
 
 
 @dataclass
-class Prior:
+class Prior(Optimised):
     """A transformer over token grids: shared by the autoregressive and diffusion sections."""
 
     n_layer: int = _f(4, "transformer blocks")
@@ -167,6 +201,7 @@ class Prior:
 
     def validate(self) -> None:
         name = type(self).__name__.lower()
+        self.validate_training(name)
         _positive(self, name, "n_layer", "n_head", "n_embd", "max_iters", "batch_size", "lr")
         _check(
             self.n_embd % self.n_head == 0,
@@ -174,7 +209,6 @@ class Prior:
         )
         _check(self.temperature > 0, f"{name}.temperature is {self.temperature}; use a positive number.")
         _check(0.0 <= self.dropout < 1.0, f"{name}.dropout is {self.dropout}; use 0 up to below 1.")
-        _not_negative(self, name, "weight_decay")
 
 
 @dataclass
@@ -224,11 +258,12 @@ class Sample:
 
 
 @dataclass
-class Evaluate:
+class Evaluate(Optimised):
     width: int = _f(16, "channels of the evaluator's first layer")
     max_iters: int = _f(300, "evaluator training iterations")
     batch_size: int = _f(64, "images per iteration")
     lr: float = _f(2e-3, "peak learning rate (AdamW, cosine decay)")
+    weight_decay: float = _f(1e-4, "AdamW weight decay on matrices and kernels")
     seed: int = _f(0, "training seed")
     num_samples: int = _f(400, "images per set compared (samples, real, reconstructions); 10k-50k on a GPU")
     k: int = _f(3, "neighbours defining the manifolds of k-NN precision and recall")
@@ -239,6 +274,7 @@ class Evaluate:
     )
 
     def validate(self) -> None:
+        self.validate_training("evaluate")
         _positive(self, "evaluate", "width", "max_iters", "batch_size", "lr")
         _check(self.num_samples >= 9, f"evaluate.num_samples is {self.num_samples}; use at least 9 (one 3x3 grid).")
         _check(
@@ -258,12 +294,27 @@ class Compute:
     device: str = _f("auto", "cpu, cuda, mps or auto")
     threads: int = _f(0, "CPU threads for torch (0: all cores)")
     workers: int = _f(0, "worker processes for image decoding and drawing (0: all cores)")
+    nproc: int = _f(1, "processes a training stage runs in, under torchrun (one per GPU; gloo on a CPU)")
+    precision: str = _f("auto", "fp32, or bf16 autocast in training (auto: bf16 on a CUDA device that supports it)")
+    compile: bool = _f(False, "compile the models for training with torch.compile (slow to start; for long runs)")
+    checkpoint_every: int = _f(
+        100, "training steps between saves of a run's whole state, from which a killed run resumes (0: never)"
+    )
 
     def validate(self) -> None:
         ok = re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", self.device)
         _check(bool(ok), f"compute.device is {self.device!r}; use auto, cpu, cuda, cuda:N or mps.")
         _check(self.threads >= 0, f"compute.threads is {self.threads}; use 0 (all cores) or more.")
         _check(self.workers >= 0, f"compute.workers is {self.workers}; use 0 (all cores) or more.")
+        _check(self.nproc >= 1, f"compute.nproc is {self.nproc}; use 1 or more processes.")
+        _check(
+            self.precision in ("auto", "fp32", "bf16"),
+            f"compute.precision is {self.precision!r}; use auto, fp32 or bf16.",
+        )
+        _check(
+            self.checkpoint_every >= 0,
+            f"compute.checkpoint_every is {self.checkpoint_every}; use 0 (never) or more steps.",
+        )
 
 
 SECTIONS: dict[str, type] = {

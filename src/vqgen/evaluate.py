@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vqgen.weights import checked, load_tensors
+
 
 def psnr(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Peak signal-to-noise ratio in dB of images in [-1, 1], averaged over images."""
@@ -113,37 +115,6 @@ def find_inception(path: str = "") -> Path | None:
     return next((cache / name for name in (FIDELITY_WEIGHTS, TORCHVISION_WEIGHTS) if (cache / name).is_file()), None)
 
 
-class WeightsError(ValueError):
-    """An Inception weights file that is not a tensor-only state dict of the expected network."""
-
-
-def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict of tensors only: `weights_only=True` refuses any pickle that would build other
-    objects or call functions, so a planted file cannot run code."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError, ... by the damage
-        raise WeightsError(
-            f"{path} is not a tensor-only Inception-v3 weights file ({type(e).__name__}); "
-            "delete it, or replace it with the published weights."
-        ) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(
-            f"{path} holds no state dict of tensors; delete it, or replace it with the published weights."
-        )
-    return state
-
-
-def _checked(path: Path, build):
-    try:
-        return build()
-    except RuntimeError as e:  # load_state_dict: missing, unexpected or misshapen tensors
-        raise WeightsError(
-            f"{path} does not hold Inception-v3 weights of the expected layout "
-            f"({str(e).splitlines()[0]}); delete it, or replace it with the published weights."
-        ) from None
-
-
 class Inception:
     """Pool features (2048) of Inception-v3 for the true FID (Heusel et al. 2017): torch-fidelity's
     port of the original TensorFlow network (the standard) when given its weights file, else
@@ -161,7 +132,7 @@ class Inception:
             buffer = io.BytesIO()
             torch.save(state, buffer)
             buffer.seek(0)
-            self.net = _checked(
+            self.net = checked(
                 weights,
                 lambda: FeatureExtractorInceptionV3(
                     "inception-v3-compat", ["2048"], feature_extractor_weights_path=buffer
@@ -171,7 +142,7 @@ class Inception:
             from torchvision.models import inception_v3
 
             self.net = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
-            _checked(weights, lambda: self.net.load_state_dict(state))
+            checked(weights, lambda: self.net.load_state_dict(state))
             self.net.fc = torch.nn.Identity()
         self.net.to(device).eval()
 

@@ -10,8 +10,11 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
+
+from vqgen.models import perceptual
 
 
 @dataclass
@@ -84,6 +87,27 @@ class Decoder(nn.Module):
         return self.net(z)
 
 
+def _processes() -> int:
+    """How many training processes share each step (torchrun); 1 without torch.distributed."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _everyones(x: torch.Tensor) -> torch.Tensor:
+    """The rows of `x` of every training process, in rank order: the whole global batch."""
+    if _processes() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(_processes())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+def _first_processes(t: torch.Tensor) -> torch.Tensor:
+    """Process 0's `t` on every training process: random choices every process must share."""
+    if _processes() > 1:
+        dist.broadcast(t, src=0)
+    return t
+
+
 SEARCH_BLOCK = 1 << 18  # distances computed at once by the nearest-code search (1 MB of float32)
 
 
@@ -136,14 +160,20 @@ class VectorQuantizer(nn.Module):
         return (self.project_out(q) if self.cfg.factor_dim else q).permute(0, 3, 1, 2).contiguous()
 
     def forward(self, z: torch.Tensor):
+        """(B, code_dim, h, w) -> quantized (B, code_dim, h, w), ids (B, h, w), loss; in float32 always,
+        as bf16 would blur the distances and the EMA statistics."""
+        with torch.autocast(z.device.type, enabled=False):
+            return self._quantize(z.float())
+
+    def _quantize(self, z: torch.Tensor):
         b, d, h, w = z.shape
         flat = self.project(z.permute(0, 2, 3, 1).reshape(-1, d))  # (N, d)
         if self.training and not self.initialised:
-            self._initialise(flat.detach())
+            self._initialise(_everyones(flat.detach()))
         idx = self.indices(flat.detach())
         q = self.codes()[idx]
-        if self.training and self.ema:
-            self._ema_update(flat.detach(), idx)
+        if self.training and self.ema:  # every process makes the same update, from the whole batch
+            self._ema_update(_everyones(flat.detach()), _everyones(idx))
         loss = self.cfg.beta * F.mse_loss(flat, q.detach())
         if not self.ema:
             loss = loss + F.mse_loss(q, flat.detach())
@@ -162,6 +192,7 @@ class VectorQuantizer(nn.Module):
         """Start the codebook at random encoder outputs (data-dependent init)."""
         n, k = flat.shape[0], self.cfg.codebook_size
         pick = torch.randperm(n, device=flat.device)[:k] if n >= k else torch.randint(0, n, (k,), device=flat.device)
+        pick = _first_processes(pick)
         self.codebook.data.copy_(flat[pick])
         if self.ema:
             self.embed_sum.copy_(flat[pick])
@@ -180,7 +211,7 @@ class VectorQuantizer(nn.Module):
         self.codebook.copy_(self.embed_sum / size.unsqueeze(1))
         dead = self.cluster_size < self.dead_code_threshold(len(flat))
         if dead.any():
-            pick = torch.randint(0, flat.shape[0], (int(dead.sum()),), device=flat.device)
+            pick = _first_processes(torch.randint(0, flat.shape[0], (int(dead.sum()),), device=flat.device))
             self.codebook[dead] = flat[pick]
             self.embed_sum[dead] = flat[pick]
             self.cluster_size[dead] = 1.0
@@ -239,14 +270,21 @@ class Discriminator(nn.Module):
         return self.head(x), feats
 
 
-def feature_distance(real_feats: list[torch.Tensor], fake_feats: list[torch.Tensor]) -> torch.Tensor:
-    """The perceptual loss: mean over the discriminator's layers of the L1 distance between its
-    activations on real and reconstructed images (the real ones are targets, not trained)."""
-    return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
-
-
 def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
     return 0.5 * (F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean())
+
+
+def adaptive_weight(rec_loss: torch.Tensor, adv_loss: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """VQGAN's balance of the adversarial term (Esser et al. 2021): the ratio of the gradient norms
+    of the reconstruction and the adversarial losses at the decoder's last layer `last`, so the
+    discriminator pulls on the decoder as hard as the reconstruction does. A constant, not trained."""
+    g_rec = torch.autograd.grad(rec_loss, last, retain_graph=True)[0]
+    g_adv = torch.autograd.grad(adv_loss, last, retain_graph=True)[0]
+    if _processes() > 1:  # the gradients of the whole batch: the mean of every process's
+        both = torch.stack([g_rec, g_adv])
+        dist.all_reduce(both)
+        g_rec, g_adv = both / _processes()
+    return (g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0, 1e4).detach()
 
 
 def losses(
@@ -256,20 +294,34 @@ def losses(
     perceptual_weight: float,
     adversarial_weight: float,
     use_disc: bool,
+    features: nn.Module | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The autoencoder's loss `loss` (MSE + quantizer + discriminator-feature perceptual + adversarial)
-    and, once the discriminator is on and one of its losses weighs anything, the discriminator's
-    hinge loss `d_loss`. The discriminator sees each of x, the reconstruction and its detached copy once."""
+    """The autoencoder's loss `loss`: MSE + quantizer + perceptual + adaptively weighted adversarial,
+    and, once the discriminator is on and it has work, its hinge loss `d_loss`.
+
+    The perceptual term compares unit-normalised features of the frozen network `features` when
+    given (from the first step), else the discriminator's (once it is on). The discriminator sees
+    each of x, the reconstruction and its detached copy once, and nothing when none of its losses
+    weighs anything."""
     recon, _, qloss = model(x)
     mse = F.mse_loss(recon, x)
     out = {"mse": mse, "quantizer": qloss}
-    loss = mse + qloss
-    if use_disc and (perceptual_weight or adversarial_weight):
+    rec = mse
+    if perceptual_weight and features is not None:
+        out["perceptual"] = perceptual.feature_distance(features(x), features(recon))
+        rec = rec + perceptual_weight * out["perceptual"]
+    judged = use_disc and (adversarial_weight or (perceptual_weight and features is None))
+    if judged:
         logits_real, real_feats = disc(x)
         logits_fake, fake_feats = disc(recon)
-        out["perceptual"] = feature_distance(real_feats, fake_feats)
-        out["adversarial"] = -logits_fake.mean()
-        loss = loss + perceptual_weight * out["perceptual"] + adversarial_weight * out["adversarial"]
+        if perceptual_weight and features is None:
+            out["perceptual"] = perceptual.feature_distance(real_feats, fake_feats)
+            rec = rec + perceptual_weight * out["perceptual"]
         out["d_loss"] = hinge_d_loss(logits_real, disc(recon.detach())[0])
+    loss = rec + qloss
+    if judged and adversarial_weight:
+        out["adversarial"] = -logits_fake.mean()
+        out["adaptive_weight"] = adaptive_weight(rec, out["adversarial"], model.decoder.net[-1].weight)
+        loss = loss + adversarial_weight * out["adaptive_weight"] * out["adversarial"]
     out["loss"] = loss
     return out
