@@ -19,7 +19,7 @@ from pathlib import Path
 import typer
 
 from stages import common
-from vqgen import config, distributed
+from vqgen import config, distributed, files
 from vqgen.checkpoint import CheckpointError
 from vqgen.data.celeba import LayoutError
 from vqgen.data.celeba_fetch import FetchError
@@ -194,6 +194,37 @@ def _distribute(name: str, p: config.Params) -> bool:
     if done.returncode:
         raise typer.Exit(done.returncode)
     return True
+
+
+PRESETS = Path("presets")
+
+
+@app.command()
+def preset(
+    name: str = typer.Argument(..., help="a preset in presets/: celeba64 or celeba128"),
+    params_file: Path = typer.Option(Path("params.yaml"), "--params", help="parameter file to change"),
+) -> None:
+    """Set the parameter file to a preset's values, keeping every other value and the comments; then
+    run `dvc exp run` (or `dvc repro`)."""
+    import yaml
+
+    try:
+        source = PRESETS / f"{name}.yaml"
+        if not source.is_file():
+            known = ", ".join(sorted(f.stem for f in PRESETS.glob("*.yaml"))) or "none here"
+            raise config.ConfigError(f"preset {name!r} does not exist; use one of {known} (files in {PRESETS}/).")
+        config.load_params(source)  # its keys are known and its values sound
+        values = yaml.safe_load(source.read_text()) or {}
+        changes = {f"{section}.{key}": value for section, keys in values.items() for key, value in keys.items()}
+        config.load_params(params_file)
+        text = config.rewrite(params_file.read_text(), changes)
+        config.parse_params(yaml.safe_load(text))  # a preset that would break the file changes nothing
+        with files.writing(params_file) as tmp:
+            tmp.write_text(text)
+    except USER_ERRORS as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{params_file}: {len(changes)} values set from {source}; now run `dvc exp run` (or `dvc repro`).")
 
 
 for _name in STAGES:

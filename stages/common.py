@@ -101,9 +101,15 @@ def optimizer(model: torch.nn.Module, s: config.Optimised) -> torch.optim.AdamW:
 
 def loop(p: Params, s: config.Optimised, dev: torch.device) -> dict:
     """The settings of `train.fit` from the section `s`: warmup, gradient clip, learning-rate floor,
-    and the autocast type of `compute.precision` on `dev`."""
+    the autocast type of `compute.precision` on `dev`, and `compute.preview_every`."""
     autocast = train.pick_precision(p.compute.precision, dev)
-    return {"warmup": s.warmup, "grad_clip": s.grad_clip, "lr_floor": s.lr_floor, "autocast": autocast}
+    return {
+        "warmup": s.warmup,
+        "grad_clip": s.grad_clip,
+        "lr_floor": s.lr_floor,
+        "autocast": autocast,
+        "preview_every": p.compute.preview_every,
+    }
 
 
 def compiled(p: Params, module: torch.nn.Module) -> torch.nn.Module:
@@ -144,13 +150,47 @@ def write_metrics(name: str, values: dict[str, float]) -> Path:
 
 
 @contextlib.contextmanager
-def live(stage: str, total: int, description: str, shown: str = "loss", every: int = 10) -> Iterator:
+def evaluating(*modules: torch.nn.Module) -> Iterator[None]:
+    """The modules in eval mode, without gradients, and back in their modes after."""
+    modes = [m.training for m in modules]
+    try:
+        with torch.no_grad():
+            yield [m.eval() for m in modules]
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
+
+
+class Log:
+    """What a training stage reports as it goes: `log(it, metrics)` is `train.fit`'s `on_step` (DVCLive
+    curves, the progress bar), `log.preview(step)` its `preview` (an image grid logged to DVCLive)."""
+
+    def __init__(self, live=None, advance=None, shown: str = "loss", every: int = 10, images=None):
+        self.live, self.advance, self.shown, self.every, self.images = live, advance, shown, every, images
+
+    def __call__(self, it: int, metrics: dict[str, float]) -> None:
+        if self.live is None:
+            return
+        if it % self.every == 0:
+            self.live.step = it
+            for key, value in metrics.items():
+                self.live.log_metric(f"train/{key}", value, plot=True)
+        self.advance(info=f"{self.shown} {metrics[self.shown]:.4f}")
+
+    def preview(self, step: int) -> None:
+        if self.live is not None and self.images is not None:
+            self.live.log_image(f"preview/{step:06d}.png", self.images())
+
+
+@contextlib.contextmanager
+def live(stage: str, total: int, description: str, shown: str = "loss", every: int = 10, images=None) -> Iterator[Log]:
     """DVCLive in dvclive/{stage} (never touching dvc.yaml) and a progress bar showing the loss `shown`;
-    yields the `on_step(it, metrics)` callback of `train.fit`. Under torchrun only the first process logs."""
+    yields the stage's `Log`. `images()`, if given, makes the uint8 (H, W, 3) grid a preview logs.
+    Under torchrun only the first process logs."""
     from dvclive import Live
 
     if not distributed.is_main():
-        yield lambda it, metrics: None
+        yield Log()
         return
     directory = Path("dvclive") / stage
     shutil.rmtree(directory, ignore_errors=True)
@@ -158,12 +198,4 @@ def live(stage: str, total: int, description: str, shown: str = "loss", every: i
         Live(str(directory), dvcyaml=None, save_dvc_exp=False, report=None) as lv,
         progress(total, description) as advance,
     ):
-
-        def on_step(it: int, metrics: dict[str, float]) -> None:
-            if it % every == 0:
-                lv.step = it
-                for key, value in metrics.items():
-                    lv.log_metric(f"train/{key}", value, plot=True)
-            advance(info=f"{shown} {metrics[shown]:.4f}")
-
-        yield on_step
+        yield Log(lv, advance, shown, every, images)

@@ -7,10 +7,11 @@ import math
 import torch
 
 from stages import common
-from vqgen import checkpoint, distributed, train
+from vqgen import checkpoint, distributed, render, train
 from vqgen.config import Params
-from vqgen.data import tokens
-from vqgen.priors import PRIORS
+from vqgen.data import images, tokens
+from vqgen.models import vqvae
+from vqgen.priors import PRIORS, Prior
 
 TRAINING_KEYS = (
     *("n_layer", "n_head", "n_embd", "dropout", "max_iters", "batch_size", "lr", "weight_decay", "seed"),
@@ -23,6 +24,19 @@ def load_split(split: str) -> tuple[torch.Tensor, int]:
     k = checkpoint.metadata(common.VQVAE)["config"]["codebook_size"]
     shards = tokens.read_shards(common.TOKENS, split, k, checkpoint.sha256(common.VQVAE))
     return torch.from_numpy(shards["tokens"].astype("int64")), k
+
+
+def samples(prior: Prior, dev: torch.device, count: int = 16):
+    """A function making a grid of `count` samples of `prior` as it stands, drawn at the sampler's
+    defaults from a fixed seed (so previews at different steps compare), decoded by the tokenizer."""
+    tokenizer = checkpoint.load(common.VQVAE, vqvae.VQVAE, vqvae.VQVAEConfig, dev)[0].eval()
+
+    def make():
+        with common.evaluating(prior.model):
+            draw = prior.sample(count, generator=torch.Generator(dev).manual_seed(0))
+            return render.grid(images.to_uint8(tokenizer.decode(draw.tokens)), cols=8)
+
+    return make
 
 
 def run(p: Params, section: str, prior_name: str, options: dict | None = None) -> None:
@@ -42,15 +56,17 @@ def run(p: Params, section: str, prior_name: str, options: dict | None = None) -
         f"train_{section}", p, [common.VQVAE, common.TOKENS], {"model": model}, streams={"data": stream}
     )
 
+    shown = samples(PRIORS[prior_name](model, prior.grid, **prior.options()), dev) if distributed.is_main() else None
     prior.model = common.compiled(p, model)  # for training only: `model` holds the same weights
-    with common.live(f"train_{section}", s.max_iters, f"training {prior_name} prior") as on_step:
+    with common.live(f"train_{section}", s.max_iters, f"training {prior_name} prior", images=shown) as log:
         last = train.fit(
             lambda it: {"loss": prior.loss(next(stream).to(dev))},
             [("loss", opt)],
             s.max_iters,
             s.lr,
-            on_step=on_step,
+            on_step=log,
             resume=resume,
+            preview=log.preview,
             **common.loop(p, s, dev),
         )
 

@@ -40,8 +40,8 @@ def run(p: Params) -> None:
         xb, yb = next(stream)
         return {"loss": evaluator.loss(net, xb.to(**fast), yb.to(dev), gen)}
 
-    with common.live("train_evaluator", e.max_iters, "training evaluator") as on_step:
-        train.fit(losses, [("loss", opt)], e.max_iters, e.lr, on_step=on_step, resume=resume, **common.loop(p, e, dev))
+    with common.live("train_evaluator", e.max_iters, "training evaluator") as log:
+        train.fit(losses, [("loss", opt)], e.max_iters, e.lr, on_step=log, resume=resume, **common.loop(p, e, dev))
     if not distributed.is_main():
         return
 

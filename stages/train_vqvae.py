@@ -54,9 +54,16 @@ def run(p: Params) -> None:
         x, use_disc = next(stream).to(**fast), it >= v.disc_start
         return vqvae.losses(net, critic, x, v.perceptual_weight, v.adversarial_weight, use_disc, features)
 
-    with common.live("train_vqvae", v.max_iters, "training VQ-VAE", shown="mse") as on_step:
+    def reconstructions() -> np.ndarray:  # 8 val images over their reconstructions, for the previews
+        real = val[:8]
+        with common.evaluating(model):
+            recon = model.decode(model.encode(images.to_tensor(real).to(**fast)))
+        return render.grid(np.concatenate([real, images.to_uint8(recon)]), cols=8)
+
+    with common.live("train_vqvae", v.max_iters, "training VQ-VAE", shown="mse", images=reconstructions) as log:
         objectives = [("loss", opt_g), ("d_loss", opt_d)]
-        train.fit(losses, objectives, v.max_iters, v.lr, on_step=on_step, resume=resume, **common.loop(p, v, dev))
+        loop = common.loop(p, v, dev)
+        train.fit(losses, objectives, v.max_iters, v.lr, on_step=log, resume=resume, preview=log.preview, **loop)
     if not distributed.is_main():
         return
 

@@ -349,3 +349,21 @@ def test_a_killed_training_stage_resumes_to_the_weights_of_an_uninterrupted_run(
     r = vqgen("train_vqvae", *tiny, "--vqvae.lr", "0.002", cwd=project)  # another run: starts afresh
     assert r.returncode == 0 and "resuming" not in r.stderr and model.read_bytes() != whole
     assert not list(scratch.iterdir())
+
+
+def test_a_preset_sets_its_values_in_params_yaml_and_keeps_the_rest(project):
+    shutil.copytree(ROOT / "presets", project / "presets")
+    before = (project / "params.yaml").read_text()
+    r = vqgen("preset", "celeba64", cwd=project)
+    assert r.returncode == 0, r.stderr
+    after = (project / "params.yaml").read_text()
+    assert "source: celeba\n" in after and "downsample: 4\n" in after and "n_layer: 12\n" in after
+    assert "# Try one-off changes with `dvc exp run" in after  # comments survive
+    assert [line for line in before.splitlines() if line.startswith("  seed:")] == [
+        line for line in after.splitlines() if line.startswith("  seed:")
+    ]
+    r = vqgen("preset", "celeba65", cwd=project)
+    assert r.returncode == 1 and (project / "params.yaml").read_text() == after
+    assert r.stderr.strip() == (
+        "error: preset 'celeba65' does not exist; use one of celeba128, celeba64 (files in presets/)."
+    )

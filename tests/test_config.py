@@ -88,3 +88,36 @@ def test_a_cuda_device_that_is_not_there_is_refused_before_any_work():
     if not count:
         with pytest.raises(config.ConfigError, match="compute.device is 'cuda'; this machine has 0 CUDA devices"):
             train.pick_device("cuda")
+
+
+def test_rewrite_sets_values_in_place_keeping_comments_and_adds_what_is_missing():
+    text = "# top\ndata:\n  source: synthetic  # where from\n  celeba_dir: ''\n\nar:\n  lr: 0.001\n"
+    out = config.rewrite(
+        text, {"data.source": "celeba", "data.celeba_dir": "/d e", "ar.lr": 5e-4, "ar.top_k": 3, "sample.seed": 7}
+    )
+    assert out.splitlines() == [
+        "# top",
+        "data:",
+        "  source: celeba  # where from",
+        "  celeba_dir: /d e",
+        "",
+        "ar:",
+        "  lr: 0.0005",
+        "  top_k: 3",
+        "",
+        "sample:",
+        "  seed: 7",
+    ]
+    assert yaml.safe_load(out)["data"]["celeba_dir"] == "/d e"
+
+
+@pytest.mark.parametrize("name", ["celeba64", "celeba128"])
+def test_each_preset_makes_a_valid_16x16_configuration_of_real_celeba(name):
+    preset = yaml.safe_load((ROOT / "presets" / f"{name}.yaml").read_text())
+    changes = {f"{s}.{k}": v for s, values in preset.items() for k, v in values.items()}
+    p = config.parse_params(yaml.safe_load(config.rewrite((ROOT / "params.yaml").read_text(), changes)))
+    assert p.data.source == "celeba" and p.data.image_size == int(name.removeprefix("celeba"))
+    assert p.data.image_size // p.vqvae.downsample == 16
+    for key, value in changes.items():
+        section, field = key.split(".")
+        assert getattr(getattr(p, section), field) == value, key

@@ -29,7 +29,7 @@ TINY = {
     "diffusion": {"n_layer": 1, "n_head": 2, "n_embd": 16, "max_iters": 3, "batch_size": 8, "steps": 3},
     "sample": {"batch_size": 6},
     "evaluate": {"width": 4, "max_iters": 3, "batch_size": 8, "num_samples": 12},
-    "compute": {"threads": 1, "workers": 2},
+    "compute": {"threads": 1, "workers": 2, "preview_every": 2},
 }
 OUTPUTS = [
     "data/raw/list_attr_celeba.txt",
@@ -52,6 +52,10 @@ OUTPUTS = [
     "figures/report.md",
     "dvclive/train_vqvae/plots/metrics/train/loss.tsv",
     "dvclive/train_ar/plots/metrics/train/loss.tsv",
+    "dvclive/train_vqvae/plots/images/preview/000002.png",  # reconstructions as it trains
+    "dvclive/train_vqvae/plots/images/preview/000004.png",
+    "dvclive/train_ar/plots/images/preview/000003.png",  # samples as it trains
+    "dvclive/train_diffusion/plots/images/preview/000002.png",
 ]
 
 
@@ -157,6 +161,18 @@ def test_dvc_repro_end_to_end(tmp_path):
     report = (repo / "figures/report.md").read_text()
     assert "autoregressive prior" in report and "masked diffusion prior" in report and "](diffusion.gif)" in report
     assert "Data and pipelines are up to date" in run([*dvc, "status"], repo, env)
+
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    run([*dvc, "repro", "--force"], repo, env)  # everything again, from the same inputs
+    again = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    timings = ("seconds_per_image", "seconds_per_image_batch1")
+    for name, values in metrics.items():
+        values_again = json.loads((repo / "metrics" / f"{name}.json").read_text())
+        assert {k: v for k, v in values_again.items() if k not in timings} == {
+            k: v for k, v in values.items() if k not in timings
+        }, name
+    for stage in ("train_vqvae", "encode", "train_ar", "train_diffusion", "train_evaluator"):
+        assert again[stage]["outs"][0] == lock[stage]["outs"][0], stage  # the same weights, the same tokens
     tracked = run(["git", "status", "--porcelain", "--ignored"], repo, env)
     assert "models/" in tracked and "!! models/" in tracked  # stage outputs are git-ignored
 

@@ -116,6 +116,19 @@ def test_the_masked_sampler_fills_exactly_the_scheduled_number_of_tokens_per_ste
     assert draw.steps.tolist() == [5, 5, 4]
 
 
+def test_confidence_is_the_untempered_log_probability_and_its_noise_grows_as_the_temperature_falls():
+    logits = torch.randn(3, 5, K, generator=torch.Generator().manual_seed(0))
+    logits[..., 7] = 50.0  # every draw is code 7 at these temperatures
+    logp = torch.log_softmax(logits, -1)[..., 7]
+    for temperature in (0.5, 1.0, 2.0):
+        draw, confidence = masked.confident_draws(logits, temperature, 0.0, torch.Generator().manual_seed(1))
+        assert (draw == 7).all()
+        assert torch.equal(confidence, logp)  # at a low temperature, not log(1): the order stays the model's
+    cold = masked.confident_draws(logits, 0.5, 1.0, torch.Generator().manual_seed(1))[1]
+    warm = masked.confident_draws(logits, 1.0, 2.0, torch.Generator().manual_seed(1))[1]
+    assert torch.allclose(cold, warm) and not torch.allclose(cold, logp)
+
+
 def test_the_masked_loss_hides_a_cosine_share_and_scores_only_hidden_tokens():
     prior = tiny("masked")
     torch.manual_seed(0)

@@ -146,3 +146,32 @@ def test_a_compiled_model_trains_to_the_same_loss_as_the_eager_one():
         opt = train.adamw(model, 1e-2)
         runs.append(train.fit(lambda it: {"loss": prior.loss(grids)}, [("loss", opt)], 3, 1e-2)["loss"])
     assert runs[1] == pytest.approx(runs[0], rel=1e-4)
+
+
+def test_previews_come_every_so_many_steps_and_after_the_last_but_not_for_replayed_steps(tmp_path):
+    def run(previews, crash_at=None):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 1)
+        opt = train.adamw(model, 1e-2)
+        resume = train.Resume(tmp_path / "run.pt", 3, {"model": model})
+
+        def losses(it):
+            if it == crash_at:
+                raise KeyboardInterrupt
+            return {"loss": model(torch.randn(4, 3)).pow(2).mean()}
+
+        def preview(step):
+            torch.randn(5, generator=torch.Generator().manual_seed(step))  # its own generator only
+            previews.append(step)
+
+        train.fit(losses, [("loss", opt)], 7, 1e-2, resume=resume, preview=preview, preview_every=2)
+        return model.weight.detach().clone()
+
+    whole = []
+    weights = run(whole)
+    assert whole == [2, 4, 6, 7]
+    (tmp_path / "run.pt").unlink(missing_ok=True)
+    with pytest.raises(KeyboardInterrupt):
+        run([], crash_at=5)  # saved after step 3
+    resumed = []
+    assert torch.equal(run(resumed), weights) and resumed == [4, 6, 7]

@@ -236,7 +236,9 @@ class Diffusion(Prior):
     temperature: float = _f(1.0, "sampling temperature of the new tokens")
     tolerance: float = _f(0.02, "uniform: a grid is settled once a step changes fewer than this share of tokens")
     confidence_noise: float = _f(
-        4.5, "masked, uniform_x0: scale of the Gumbel noise on confidences, annealed to 0 (MaskGIT)"
+        4.5,
+        "masked, uniform_x0: scale of the Gumbel noise on confidences, divided by the temperature "
+        "and annealed to 0 (MaskGIT)",
     )
 
     def validate(self) -> None:
@@ -300,6 +302,9 @@ class Compute:
     checkpoint_every: int = _f(
         100, "training steps between saves of a run's whole state, from which a killed run resumes (0: never)"
     )
+    preview_every: int = _f(
+        250, "training steps between grids of samples (or reconstructions) logged to DVCLive (0: never)"
+    )
 
     def validate(self) -> None:
         ok = re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", self.device)
@@ -314,6 +319,10 @@ class Compute:
         _check(
             self.checkpoint_every >= 0,
             f"compute.checkpoint_every is {self.checkpoint_every}; use 0 (never) or more steps.",
+        )
+        _check(
+            self.preview_every >= 0,
+            f"compute.preview_every is {self.preview_every}; use 0 (never) or more steps.",
         )
 
 
@@ -423,6 +432,39 @@ def parse_params(raw: dict[str, Any] | None) -> Params:
         for name, value in values.items():
             params.set(f"{section}.{name}", value)
     return params.validate()
+
+
+def _yaml_scalar(value: Any) -> str:
+    return yaml.safe_dump([value], default_flow_style=True).strip()[1:-1]
+
+
+def rewrite(text: str, changes: dict[str, Any]) -> str:
+    """The text of a params.yaml with each dotted key of `changes` set to its value, keeping the
+    file's comments and order; a key it lacks is added at the end of its section (or a new section)."""
+    lines, section, ends, done = text.splitlines(), None, {}, set()
+    for i, line in enumerate(lines):
+        head = re.match(r"([A-Za-z_]\w*):\s*(#.*)?$", line)
+        if head:
+            section = head.group(1)
+            ends[section] = i
+        entry = re.match(r"(\s+)([A-Za-z_]\w*):\s*(?:'[^']*'|\"[^\"]*\"|[^#\s]*)(\s*#.*)?$", line)
+        if entry and section:
+            ends[section] = i
+            key = f"{section}.{entry.group(2)}"
+            if key in changes:
+                lines[i] = f"{entry.group(1)}{entry.group(2)}: {_yaml_scalar(changes[key])}{entry.group(3) or ''}"
+                done.add(key)
+    added: dict[str, list[str]] = {}
+    for key, value in changes.items():
+        if key not in done:
+            name, _, field = key.partition(".")
+            added.setdefault(name, []).append(f"  {field}: {_yaml_scalar(value)}")
+    for name in sorted(added, key=lambda n: -ends.get(n, len(lines))):  # from the bottom, so indices hold
+        if name in ends:
+            lines[ends[name] + 1 : ends[name] + 1] = added[name]
+        else:
+            lines += ["", f"{name}:", *added[name]]
+    return "\n".join(lines) + "\n"
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

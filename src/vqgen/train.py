@@ -179,6 +179,8 @@ def fit(
     autocast: torch.dtype | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     resume: Resume | None = None,
+    preview: Callable[[int], None] | None = None,
+    preview_every: int = 0,
 ) -> dict[str, float]:
     """Run `max_iters` iterations; each computes `losses(it)` and, for each (name, optimizer) in
     `objectives`, steps that optimizer on the gradient of that loss. Returns the last losses.
@@ -186,7 +188,9 @@ def fit(
     With `resume`, a run saved by an earlier, killed call carries on from its last save (its logged
     losses are passed to `on_step` again first), and the state is saved every `resume.every` steps.
     With `autocast` (bf16), the losses are computed in that type where it is safe; weights, gradients
-    and optimizer states stay float32, so no loss scaling is needed."""
+    and optimizer states stay float32, so no loss scaling is needed. `preview(steps_done)` is called
+    every `preview_every` steps and after the last (not for steps a resumed run replays); it must not
+    draw from the global random generators, so that training is the same with or without it."""
     optimizers = [opt for _, opt in objectives]
     device = optimizers[0].param_groups[0]["params"][0].device.type
     start, history = resume.load(optimizers) if resume else (0, [])
@@ -221,6 +225,8 @@ def fit(
             raise FloatingPointError(f"training diverged at iteration {it} (losses {last}); lower the learning rate.")
         if on_step:
             on_step(it, last)
+        if preview and preview_every and ((it + 1) % preview_every == 0 or it + 1 == max_iters):
+            preview(it + 1)
         if resume:
             history.append(last)
             if resume.every and (it + 1) % resume.every == 0 and it + 1 < max_iters:

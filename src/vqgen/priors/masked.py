@@ -35,13 +35,14 @@ def noised(b: int, t: int, device: torch.device | None = None) -> torch.Tensor:
 
 def confident_draws(logits: torch.Tensor, temperature: float, noise: float, generator=None):
     """A code drawn at `temperature` at every position of logits (B, T, K), and each draw's confidence:
-    its log-probability plus Gumbel noise of scale `noise`."""
+    its log-probability under the model at temperature 1 plus Gumbel noise of scale `noise / temperature`.
+    The temperature sets what is drawn, not how surely the draw is kept; what a lower temperature takes
+    out of the draws' randomness, the noise puts back into the order in which they are kept."""
     b, t, _ = logits.shape
-    probs = F.softmax(logits.float() / temperature, -1)
-    draw = torch.multinomial(probs.view(b * t, -1), 1, generator=generator).view(b, t)
+    logp = F.log_softmax(logits.float(), -1)
+    draw = torch.multinomial(F.softmax(logp / temperature, -1).view(b * t, -1), 1, generator=generator).view(b, t)
     u = torch.rand((b, t), generator=generator, device=logits.device).clamp(1e-20, 1 - 1e-7)
-    confidence = probs.gather(2, draw[..., None])[..., 0].clamp_min(1e-30).log()
-    return draw, confidence - noise * (-u.log()).log()
+    return draw, logp.gather(2, draw[..., None])[..., 0] - noise / temperature * (-u.log()).log()
 
 
 class MaskedDiffusion(Prior):
@@ -76,7 +77,8 @@ class MaskedDiffusion(Prior):
         trajectory: bool = False,
     ) -> Draw:
         """Parallel decoding in `steps` passes. Draws at `temperature`; a draw's confidence is its
-        log-probability plus Gumbel noise of scale `confidence_noise`, annealed linearly to 0 over the steps."""
+        log-probability plus Gumbel noise of scale `confidence_noise / temperature`, annealed linearly to
+        0 over the steps (see `confident_draws`)."""
         given, known = self._inputs(n, given, known)
         b, t = given.shape
         mask = self.codebook_size

@@ -46,7 +46,7 @@ class UniformX0Diffusion(Prior):
         trajectory: bool = False,
     ) -> Draw:
         """`steps` passes from uniform random tokens. Draws at `temperature`; a draw's confidence is its
-        log-probability plus Gumbel noise of scale `confidence_noise`, annealed linearly to 0."""
+        log-probability plus Gumbel noise of scale `confidence_noise / temperature`, annealed linearly to 0."""
         given, known = self._inputs(n, given, known)
         k = self.codebook_size
 

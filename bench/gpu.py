@@ -1,0 +1,210 @@
+"""Benchmark: training throughput of every model at a preset's sizes, and the transformer's model
+FLOP utilisation (MFU).
+
+Each model (the tokenizer with its discriminator, the AR prior, the masked diffusion prior, the
+judge) trains for `--steps` steps through `train.fit`, the loop the stages use (bf16 autocast
+where `compute.precision` picks it, optional torch.compile), on random inputs of the preset's
+shapes: speed does not depend on what the pixels or tokens are. FLOPs per step are counted once
+by torch's FLOP counter (matmuls, convolutions and attention, forward and backward); MFU is the
+achieved rate over the device's dense bf16 peak where it is known, and over a large matmul
+measured in the same run in any case.
+
+On a GPU: `python bench/gpu.py` (the celeba64 preset, 300 steps each, a few minutes).
+Without one it runs a tiny version (small models, a few steps) so the script stays tested.
+Prints JSON.
+`--estimate-at RATE` trains nothing: it counts each training stage's FLOPs at the preset's sizes
+and prints the minutes the stage needs at RATE FLOP/s (how the README's GPU times are estimated).
+Usage: python bench/gpu.py [--preset celeba64] [--steps 300] [--device auto] [--tiny] [--estimate-at 3e14]
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from torch.utils.flop_counter import FlopCounterMode
+
+from vqgen import config, train
+from vqgen.models import evaluator, vqvae
+from vqgen.priors import PRIORS
+
+ROOT = Path(__file__).resolve().parents[1]
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10G": 125e12}
+TINY = {  # the smallest sizes that still exercise every path, for a machine without a GPU
+    "vqvae": {"channels": 8, "res_blocks": 1, "codebook_size": 64, "batch_size": 4},
+    "ar": {"n_layer": 2, "n_head": 2, "n_embd": 32, "batch_size": 4},
+    "diffusion": {"n_layer": 2, "n_head": 2, "n_embd": 32, "batch_size": 4},
+    "evaluate": {"width": 4, "batch_size": 4},
+    "compute": {"compile": False},
+}
+
+
+def preset_params(name: str, tiny: bool) -> config.Params:
+    """params.yaml with the preset applied (and shrunk when tiny)."""
+    changes = {}
+    for values in (yaml.safe_load((ROOT / "presets" / f"{name}.yaml").read_text()), TINY if tiny else {}):
+        changes |= {f"{s}.{k}": v for s, section in values.items() for k, v in section.items()}
+    return config.parse_params(yaml.safe_load(config.rewrite((ROOT / "params.yaml").read_text(), changes)))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_rate(device: torch.device, dtype: torch.dtype, n: int) -> float:
+    """FLOP/s of an n x n matmul in `dtype`, the best of a few."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(5):
+        sync(device)
+        start = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def workloads(p: config.Params, dev: torch.device, batch: int | None = None) -> dict:
+    """Each model's (module, losses, objectives, batch, tokens per step) at the sizes of `p`, on
+    random inputs; `batch` overrides every batch size."""
+    size, grid = p.data.image_size, p.data.image_size // p.vqvae.downsample
+    out = {}
+    v = p.vqvae
+    cfg = vqvae.VQVAEConfig(
+        channels=v.channels, downsample=v.downsample, res_blocks=v.res_blocks, codebook_size=v.codebook_size
+    )
+    model, disc = vqvae.VQVAE(cfg).to(dev), vqvae.Discriminator().to(dev)
+    images = torch.rand(batch or v.batch_size, 3, size, size, device=dev) * 2 - 1
+    objectives = [("loss", train.adamw(model, v.lr)), ("d_loss", train.adamw(disc, v.lr))]
+    adversarial = v.adversarial_weight > 0  # timed as after disc_start, the costlier part of a run
+
+    def tokenizer(net, disc=disc):
+        return vqvae.losses(net, disc, images, v.perceptual_weight, v.adversarial_weight, adversarial)
+
+    out["vqvae"] = (model, tokenizer, objectives, len(images), 0)
+
+    for section in ("ar", "diffusion"):
+        s = getattr(p, section)
+        sizes = dict(n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd, dropout=s.dropout)
+        prior = PRIORS["ar" if section == "ar" else p.diffusion.process].create(v.codebook_size, (grid, grid), **sizes)
+        prior.model.to(dev)
+        tokens = torch.randint(0, v.codebook_size, (batch or s.batch_size, grid, grid), device=dev)
+
+        def losses(net, prior=prior, tokens=tokens):
+            prior.model = net
+            return {"loss": prior.loss(tokens)}
+
+        opt = [("loss", train.adamw(prior.model, s.lr, s.weight_decay))]
+        out[section] = (prior.model, losses, opt, len(tokens), tokens[0].numel() * len(tokens))
+
+    e = p.evaluate
+    judge = evaluator.Evaluator(evaluator.EvaluatorConfig(width=e.width)).to(dev)
+    faces = torch.rand(batch or e.batch_size, 3, size, size, device=dev) * 2 - 1
+    labels = torch.randint(0, 2, (len(faces), 40), device=dev)
+    out["evaluator"] = (
+        judge,
+        lambda net: {"loss": net(faces, labels)[1]},
+        [("loss", train.adamw(judge, e.lr))],
+        len(faces),
+        0,
+    )
+    return out
+
+
+def flops(module, losses, objectives) -> int:
+    """FLOPs of one training step: every forward and backward pass."""
+    with FlopCounterMode(display=False) as counter:
+        train.fit(lambda it: losses(module), objectives, 1, 1e-4, warmup=1)
+    return counter.get_total_flops()
+
+
+def measure(module, losses, objectives, device, steps, autocast, compile_) -> float:
+    """Seconds per training step, after a few steps of warm-up (and compilation)."""
+    net = torch.compile(module) if compile_ else module
+    fit = dict(warmup=1, autocast=autocast)
+    train.fit(lambda it: losses(net), objectives, max(3, steps // 10), 1e-4, **fit)
+    sync(device)
+    start = time.perf_counter()
+    train.fit(lambda it: losses(net), objectives, steps, 1e-4, **fit)
+    sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def estimate(preset: str, rate: float) -> None:
+    """Minutes each training stage of the preset needs at a sustained `rate` FLOP/s, from FLOPs
+    counted on the CPU at batch 2 and scaled to the preset's batch (every model is linear in it)."""
+    p = preset_params(preset, tiny=False)
+    stages = {}
+    for name, (module, losses, objectives, batch, _) in workloads(p, torch.device("cpu"), batch=2).items():
+        section = {"evaluator": "evaluate"}.get(name, name)
+        s = getattr(p, section)
+        per_step = flops(module, losses, objectives) * s.batch_size / batch
+        stages[f"train_{name}"] = {
+            "flops_per_step": per_step,
+            "steps": s.max_iters,
+            "minutes": per_step * s.max_iters / rate / 60,
+        }
+    print(json.dumps({"preset": preset, "assumed_flop_per_second": rate, "stages": stages}, indent=2))
+
+
+def main(preset: str, steps: int, device: str, tiny: bool, estimate_at: float) -> None:
+    if estimate_at:
+        return estimate(preset, estimate_at)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    tiny = tiny or dev.type != "cuda"
+    steps = min(steps, 5) if tiny else steps
+    p = preset_params(preset, tiny)
+    autocast = train.pick_precision(p.compute.precision, dev)
+    train.setup(0, p.compute.threads)
+    results = {}
+    for name, (module, losses, objectives, batch, tokens) in workloads(p, dev).items():
+        per_step = flops(module, losses, objectives)
+        seconds = measure(module, losses, objectives, dev, steps, autocast, p.compute.compile)
+        results[name] = {"seconds_per_step": seconds, "flops_per_step": per_step, "batch": batch}
+        if tokens:
+            results[name]["tokens_per_step"] = tokens
+
+    dtype = autocast or torch.float32
+    measured = matmul_rate(dev, dtype, 1024 if tiny else 8192)
+    device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    peak = next((rate for gpu, rate in PEAK_BF16.items() if gpu in device_name), None)
+    for r in results.values():
+        rate = r["flops_per_step"] / r["seconds_per_step"]
+        r |= {"images_per_second": r["batch"] / r["seconds_per_step"], "flop_per_second": rate}
+        if "tokens_per_step" in r:
+            r |= {"tokens_per_second": r["tokens_per_step"] / r["seconds_per_step"], "of_matmul": rate / measured}
+            if peak and autocast is torch.bfloat16:
+                r["mfu"] = rate / peak
+    print(
+        json.dumps(
+            {
+                "device": device_name,
+                "preset": preset,
+                "tiny": tiny,
+                "steps": steps,
+                "precision": str(dtype).removeprefix("torch."),
+                "compile": p.compute.compile,
+                "matmul_flop_per_second": measured,
+                "peak_bf16_flop_per_second": peak,
+                "models": results,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="celeba64")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--tiny", action="store_true", help="small models and a few steps, as without a GPU")
+    parser.add_argument(
+        "--estimate-at", type=float, default=0.0, help="FLOP/s: print each stage's minutes at this rate, train nothing"
+    )
+    main(**vars(parser.parse_args()))
