@@ -129,6 +129,13 @@ def test_confidence_is_the_untempered_log_probability_and_its_noise_grows_as_the
     assert torch.allclose(cold, warm) and not torch.allclose(cold, logp)
 
 
+def test_decoding_starts_at_temperature_one_and_ends_at_the_temperature_asked_as_the_noise_dies():
+    assert masked.annealed(0.5, 4.5, 1 / 12) == pytest.approx((1 - 0.5 / 12, 4.5 * 11 / 12))
+    assert masked.annealed(0.5, 4.5, 0.5) == pytest.approx((0.75, 2.25))
+    assert masked.annealed(0.5, 4.5, 1.0) == (0.5, 0.0)
+    assert masked.annealed(1.0, 4.5, 0.25) == (1.0, 4.5 * 0.75)  # at temperature 1 only the noise moves
+
+
 def test_the_masked_loss_hides_a_cosine_share_and_scores_only_hidden_tokens():
     prior = tiny("masked")
     torch.manual_seed(0)

@@ -233,7 +233,9 @@ class Diffusion(Prior):
     )
     extra_noise: float = _f(0.1, "uniform: fraction of tokens re-randomised between x_a and x_b")
     steps: int = _f(12, "reverse steps (uniform: at most, it stops earlier when settled)")
-    temperature: float = _f(1.0, "sampling temperature of the new tokens")
+    temperature: float = _f(
+        1.0, "sampling temperature of the new tokens (masked, uniform_x0: at the last step, rising from 1)"
+    )
     tolerance: float = _f(0.02, "uniform: a grid is settled once a step changes fewer than this share of tokens")
     confidence_noise: float = _f(
         4.5,

@@ -45,6 +45,14 @@ def confident_draws(logits: torch.Tensor, temperature: float, noise: float, gene
     return draw, logp.gather(2, draw[..., None])[..., 0] - noise / temperature * (-u.log()).log()
 
 
+def annealed(temperature: float, noise: float, progress: float) -> tuple[float, float]:
+    """The temperature and confidence noise of the decoding step that ends `progress` (0 to 1) of the
+    way: the temperature goes from 1 to `temperature`, so that the first tokens, which set a grid's
+    layout, are drawn with the model's full diversity and the temperature sharpens the last ones,
+    the details; the noise goes from `noise` to 0."""
+    return 1 + (temperature - 1) * progress, noise * (1 - progress)
+
+
 class MaskedDiffusion(Prior):
     name = "masked"
     causal = False
@@ -76,9 +84,9 @@ class MaskedDiffusion(Prior):
         generator=None,
         trajectory: bool = False,
     ) -> Draw:
-        """Parallel decoding in `steps` passes. Draws at `temperature`; a draw's confidence is its
-        log-probability plus Gumbel noise of scale `confidence_noise / temperature`, annealed linearly to
-        0 over the steps (see `confident_draws`)."""
+        """Parallel decoding in `steps` passes. Draws at a temperature going from 1 to `temperature`; a
+        draw's confidence is its log-probability plus Gumbel noise of scale `confidence_noise` (divided by
+        the temperature), annealed to 0 over the steps (see `annealed` and `confident_draws`)."""
         given, known = self._inputs(n, given, known)
         b, t = given.shape
         mask = self.codebook_size
@@ -90,9 +98,8 @@ class MaskedDiffusion(Prior):
             masked = x == mask
             if not masked.any():
                 break
-            draw, confidence = confident_draws(
-                self.model(x)[0], temperature, confidence_noise * (1 - (step + 1) / steps), generator
-            )
+            heat, shake = annealed(temperature, confidence_noise, (step + 1) / steps)
+            draw, confidence = confident_draws(self.model(x)[0], heat, shake, generator)
             confidence = confidence.masked_fill(~masked, float("inf"))  # decided positions stay decided
             left = (unknown * schedule((step + 1) / steps)).floor().long()  # still masked after this step
             left = torch.minimum(left, masked.sum(1) - 1).clamp_min(0)  # and at least one decided per step

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from vqgen.priors.base import Draw, Prior
-from vqgen.priors.masked import confident_draws, noised, ranks, schedule
+from vqgen.priors.masked import annealed, confident_draws, noised, ranks, schedule
 
 
 class UniformX0Diffusion(Prior):
@@ -45,8 +45,8 @@ class UniformX0Diffusion(Prior):
         generator=None,
         trajectory: bool = False,
     ) -> Draw:
-        """`steps` passes from uniform random tokens. Draws at `temperature`; a draw's confidence is its
-        log-probability plus Gumbel noise of scale `confidence_noise / temperature`, annealed linearly to 0."""
+        """`steps` passes from uniform random tokens, with the temperature and confidence noise of masked
+        diffusion (`masked.annealed`): draws from 1 to `temperature`, noise from `confidence_noise` to 0."""
         given, known = self._inputs(n, given, known)
         k = self.codebook_size
 
@@ -57,9 +57,8 @@ class UniformX0Diffusion(Prior):
         free = (~known).sum(1)  # (B,)
         frames = [self._grids(x.clone())] if trajectory else None
         for step in range(steps if free.any() else 0):
-            draw, confidence = confident_draws(
-                self.model(x)[0], temperature, confidence_noise * (1 - (step + 1) / steps), generator
-            )
+            heat, shake = annealed(temperature, confidence_noise, (step + 1) / steps)
+            draw, confidence = confident_draws(self.model(x)[0], heat, shake, generator)
             left = (free * schedule((step + 1) / steps)).floor().long()  # noise after this step
             renoised = ranks(confidence.masked_fill(known, float("inf"))) < left[:, None]
             x = torch.where(known, given, torch.where(renoised, noise(), draw))
