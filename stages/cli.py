@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import typer
+import yaml
 
 from stages import common
 from vqgen import config, distributed, files
@@ -206,8 +207,6 @@ def preset(
 ) -> None:
     """Set the parameter file to a preset's values, keeping every other value and the comments; then
     run `dvc exp run` (or `dvc repro`)."""
-    import yaml
-
     try:
         source = PRESETS / f"{name}.yaml"
         if not source.is_file():

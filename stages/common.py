@@ -153,9 +153,11 @@ def write_metrics(name: str, values: dict[str, float]) -> Path:
 def evaluating(*modules: torch.nn.Module) -> Iterator[None]:
     """The modules in eval mode, without gradients, and back in their modes after."""
     modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
     try:
         with torch.no_grad():
-            yield [m.eval() for m in modules]
+            yield
     finally:
         for m, mode in zip(modules, modes):
             m.train(mode)
