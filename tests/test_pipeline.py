@@ -52,10 +52,10 @@ OUTPUTS = [
     "figures/report.md",
     "dvclive/train_vqvae/plots/metrics/train/loss.tsv",
     "dvclive/train_ar/plots/metrics/train/loss.tsv",
-    "dvclive/train_vqvae/plots/images/preview/000002.png",  # reconstructions as it trains
-    "dvclive/train_vqvae/plots/images/preview/000004.png",
-    "dvclive/train_ar/plots/images/preview/000003.png",  # samples as it trains
-    "dvclive/train_diffusion/plots/images/preview/000002.png",
+    "dvclive/train_vqvae/plots/images/preview/000002.jpg",  # reconstructions as it trains
+    "dvclive/train_vqvae/plots/images/preview/000004.jpg",
+    "dvclive/train_ar/plots/images/preview/000003.jpg",  # samples as it trains
+    "dvclive/train_diffusion/plots/images/preview/000002.jpg",
 ]
 
 
