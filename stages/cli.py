@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 import typer
 import yaml
 
@@ -147,6 +148,9 @@ def _command(name: str, module):
                 common.check_test_split(p)  # a later stage would fail at the judge, after all the training
             read = _noting_reads(p) if os.environ.get(READ_LOG) else None
             module.run(p)
+            if distributed.launched():  # leave together: a process that exits while another still uses
+                torch.distributed.barrier()  # the group can abort at exit ("terminate called ...")
+                distributed.stop()
             if distributed.is_main():
                 common.clear_resume(name)
             if read is not None:
