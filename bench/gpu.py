@@ -45,7 +45,7 @@ def preset_params(name: str, tiny: bool) -> config.Params:
     """params.yaml with the preset applied (and shrunk when tiny)."""
     changes = {}
     for values in (yaml.safe_load((ROOT / "presets" / f"{name}.yaml").read_text()), TINY if tiny else {}):
-        changes |= {f"{s}.{k}": v for s, section in values.items() for k, v in section.items()}
+        changes |= config.dotted(values)
     return config.parse_params(yaml.safe_load(config.rewrite((ROOT / "params.yaml").read_text(), changes)))
 
 

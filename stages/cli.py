@@ -217,8 +217,7 @@ def preset(
             known = ", ".join(sorted(f.stem for f in PRESETS.glob("*.yaml"))) or "none here"
             raise config.ConfigError(f"preset {name!r} does not exist; use one of {known} (files in {PRESETS}/).")
         config.load_params(source)  # its keys are known and its values sound
-        values = yaml.safe_load(source.read_text()) or {}
-        changes = {f"{section}.{key}": value for section, keys in values.items() for key, value in keys.items()}
+        changes = config.dotted(yaml.safe_load(source.read_text()))
         config.load_params(params_file)
         text = config.rewrite(params_file.read_text(), changes)
         config.parse_params(yaml.safe_load(text))  # a preset that would break the file changes nothing

@@ -114,7 +114,7 @@ def test_rewrite_sets_values_in_place_keeping_comments_and_adds_what_is_missing(
 @pytest.mark.parametrize("name", ["celeba64", "celeba128"])
 def test_each_preset_makes_a_valid_16x16_configuration_of_real_celeba(name):
     preset = yaml.safe_load((ROOT / "presets" / f"{name}.yaml").read_text())
-    changes = {f"{s}.{k}": v for s, values in preset.items() for k, v in values.items()}
+    changes = config.dotted(preset)
     p = config.parse_params(yaml.safe_load(config.rewrite((ROOT / "params.yaml").read_text(), changes)))
     assert p.data.source == "celeba" and p.data.image_size == int(name.removeprefix("celeba"))
     assert p.data.image_size // p.vqvae.downsample == 16

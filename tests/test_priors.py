@@ -28,7 +28,7 @@ def perfect(name):
     with torch.no_grad():
         for p in prior.model.parameters():
             p.zero_()
-        prior.model.pos_emb.weight.copy_(torch.eye(t))
+        prior.model.pos_emb.weight[prior.prefix :].copy_(torch.eye(t))
         prior.model.ln_f.weight.fill_(1.0)
         prior.model.head.weight[DATA.flatten(), torch.arange(t)] = 100.0
     prior.model.eval()
@@ -232,21 +232,30 @@ def test_a_confidence_decoded_prior_learns_a_toy_distribution_of_two_grids(name,
     assert a + b >= 32 and min(a, b) >= 3
 
 
-def test_the_uniform_x0_loss_noises_a_cosine_share_and_scores_every_position():
+def test_the_uniform_x0_loss_noises_a_cosine_share_tells_the_model_that_share_and_scores_every_position():
     prior = tiny("uniform_x0")
+    with torch.no_grad():  # level ids far apart and a head far from uniform, so that a wrong level moves the loss
+        prior.model.tok_emb.weight[K:].normal_(0, 1, generator=torch.Generator().manual_seed(2))
+        prior.model.head.weight.normal_(0, 1, generator=torch.Generator().manual_seed(3))
+    x = torch.randint(0, K, (20000, *GRID), generator=torch.Generator().manual_seed(1))
     torch.manual_seed(0)
-    x = torch.randint(0, K, (20000, *GRID))
-    noisy = prior.corrupt(x)
+    noisy, share = prior.corrupt(x)
     t = GRID[0] * GRID[1]
-    share = sum(math.ceil(t * math.cos(math.pi / 2 * (i + 0.5) / 10000)) for i in range(10000)) / 10000 / t
-    changed = (noisy != x.flatten(1)).float().mean().item()
-    assert changed == pytest.approx(share * (1 - 1 / K), abs=0.006)  # a random code is the old one 1 in K times
+    expected = sum(math.ceil(t * math.cos(math.pi / 2 * (i + 0.5) / 10000)) for i in range(10000)) / 10000 / t
+    changed = (noisy != x.flatten(1)).float().mean(1)
+    assert share.mean().item() == pytest.approx(expected, abs=0.005)
+    assert changed.mean().item() == pytest.approx(expected * (1 - 1 / K), abs=0.006)  # a code is its old self 1 in K
+    assert (changed <= share).all() and torch.equal(share * t, (share * t).round())  # the share noised, in tokens
     assert noisy.min() >= 0 and noisy.max() < K  # noise is codes, never a [MASK] id
-    logits, _ = prior.model(noisy)
-    manual = torch.nn.functional.cross_entropy(logits.reshape(-1, K), x.flatten())
+
+    def scored(level):  # cross-entropy of the clean grid at every position, `level` the id before the grid
+        logits, _ = prior.model(torch.cat([level[:, None], noisy], 1))
+        return torch.nn.functional.cross_entropy(logits[:, 1:].reshape(-1, K), x.flatten()).item()
+
     torch.manual_seed(0)
-    torch.randint(0, K, (4000, *GRID))
-    assert prior.loss(x).item() == pytest.approx(manual.item(), rel=3e-4)  # the same noise, scored everywhere
+    loss = prior.loss(x).item()  # the same noise
+    assert loss == pytest.approx(scored(K + (share * 15).round().long()), abs=1e-5)
+    assert abs(loss - scored(torch.full_like(share, K, dtype=torch.long))) > 1e-4  # 1e-3 here
 
 
 def test_the_uniform_x0_sampler_leaves_the_scheduled_share_of_noise_after_each_step():

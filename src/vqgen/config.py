@@ -440,6 +440,11 @@ def _yaml_scalar(value: Any) -> str:
     return yaml.safe_dump([value], default_flow_style=True).strip()[1:-1]
 
 
+def dotted(sections: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """{"section.key": value} of a params.yaml-shaped mapping (a preset), as `rewrite` and `-S` take them."""
+    return {f"{section}.{key}": value for section, values in (sections or {}).items() for key, value in values.items()}
+
+
 def rewrite(text: str, changes: dict[str, Any]) -> str:
     """The text of a params.yaml with each dotted key of `changes` set to its value, keeping the
     file's comments and order; a key it lacks is added at the end of its section (or a new section)."""

@@ -28,7 +28,8 @@ class Prior:
 
     name: ClassVar[str]
     causal: ClassVar[bool]
-    extra_ids: ClassVar[int] = 0  # input ids after the codebook: the start token, the [MASK] token
+    extra_ids: ClassVar[int] = 0  # input ids after the codebook: the start token, the [MASK] token, noise levels
+    prefix: ClassVar[int] = 0  # input positions before the grid: the noise level of `uniform_x0`
     settings: ClassVar[tuple[str, ...]] = ()  # the sampler's keyword arguments, named as in params.yaml
 
     def __init__(self, model: Transformer, grid: tuple[int, int]):
@@ -41,7 +42,7 @@ class Prior:
         cfg = TransformerConfig(
             vocab_size=codebook_size + cls.extra_ids,
             out_size=codebook_size,
-            block_size=grid[0] * grid[1],
+            block_size=grid[0] * grid[1] + cls.prefix,
             causal=cls.causal,
             **sizes,
         )
