@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from vqgen.priors import PRIORS
+from vqgen.priors.base import categorical
 
 
 @torch.no_grad()
@@ -19,7 +20,7 @@ def recompute(model, grid, n, generator):
     seq = torch.full((n, 1), model.cfg.out_size, dtype=torch.long)
     for _ in range(grid[0] * grid[1]):
         logits, _ = model(seq)
-        nxt = torch.multinomial(F.softmax(logits[:, -1], -1), 1, generator=generator)
+        nxt = categorical(F.softmax(logits[:, -1], -1), generator)[:, None]
         seq = torch.cat([seq, nxt], 1)
     return seq[:, 1:].view(n, *grid)
 

@@ -290,3 +290,16 @@ def test_every_diffusion_process_is_a_registered_prior():
 
     assert set(config.PROCESSES) <= set(PRIORS)
     assert {masked.MaskedDiffusion.name, uniform_x0.UniformX0Diffusion.name} <= set(config.PROCESSES)
+
+
+def test_categorical_draws_each_code_at_its_probability_and_never_an_impossible_one():
+    from vqgen.priors.base import categorical
+
+    probs = torch.tensor([0.0, 0.5, 0.0, 0.3, 0.2, 0.0])  # impossible codes first, between and last
+    draw = categorical(probs.expand(400, 100, 6), torch.Generator().manual_seed(0))
+    assert draw.shape == (400, 100)
+    freq = torch.bincount(draw.flatten(), minlength=6).double() / draw.numel()
+    assert freq[[0, 2, 5]].sum() == 0
+    assert torch.allclose(freq, probs.double(), atol=0.0075)  # 40000 draws: 3 standard errors at most
+    sure = categorical(torch.eye(6)[[5, 0, 3]], torch.Generator().manual_seed(1))
+    assert sure.tolist() == [5, 0, 3]

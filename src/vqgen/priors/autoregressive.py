@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vqgen.priors.base import UNDECIDED, Draw, Prior
+from vqgen.priors.base import UNDECIDED, Draw, Prior, categorical
 
 
 def pick(logits: torch.Tensor, temperature: float, top_k: int, generator) -> torch.Tensor:
@@ -19,7 +19,7 @@ def pick(logits: torch.Tensor, temperature: float, top_k: int, generator) -> tor
     if top_k:
         kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
+    return categorical(F.softmax(logits, dim=-1), generator)
 
 
 class Autoregressive(Prior):

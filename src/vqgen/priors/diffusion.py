@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from vqgen.models.transformer import Transformer
-from vqgen.priors.base import Draw, Prior
+from vqgen.priors.base import Draw, Prior, categorical
 
 
 def corrupt(
@@ -77,7 +77,7 @@ class UniformDiffusion(Prior):
             keep = F.softmax(logits, -1).gather(2, now[..., None])[..., 0]  # (R, T)
             change = (torch.rand(now.shape, generator=generator, device=x.device) >= keep) & ~known[rows]
             other = (logits / temperature).scatter(2, now[..., None], float("-inf"))
-            new = torch.multinomial(F.softmax(other, -1).view(-1, k), 1, generator=generator).view(now.shape)
+            new = categorical(F.softmax(other, -1), generator)
             x[rows] = torch.where(change, new, now)
             used[rows] += 1
             active[rows] = change.sum(1) >= tolerance * free[rows]

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from vqgen.priors.base import UNDECIDED, Draw, Prior
+from vqgen.priors.base import UNDECIDED, Draw, Prior, categorical
 
 
 def schedule(fraction: torch.Tensor | float) -> torch.Tensor:
@@ -40,7 +40,7 @@ def confident_draws(logits: torch.Tensor, temperature: float, noise: float, gene
     out of the draws' randomness, the noise puts back into the order in which they are kept."""
     b, t, _ = logits.shape
     logp = F.log_softmax(logits.float(), -1)
-    draw = torch.multinomial(F.softmax(logp / temperature, -1).view(b * t, -1), 1, generator=generator).view(b, t)
+    draw = categorical(F.softmax(logp / temperature, -1), generator)
     u = torch.rand((b, t), generator=generator, device=logits.device).clamp(1e-20, 1 - 1e-7)
     return draw, logp.gather(2, draw[..., None])[..., 0] - noise / temperature * (-u.log()).log()
 
