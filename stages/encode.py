@@ -1,4 +1,6 @@
-"""Encode every split of the image store into HDF5 token shards with the trained tokenizer."""
+"""Encode every split of the image store into HDF5 token shards with the trained tokenizer; with
+`encode.mirror`, the train split's shards also hold the grids of its images mirrored, after the
+originals (same attributes and source index)."""
 
 from __future__ import annotations
 
@@ -23,19 +25,22 @@ def run(p: Params) -> None:
     with building(common.TOKENS) as tmp:
         for split in images.SPLITS:
             data = images.Split(common.IMAGES, split, memory_limit=0)
+            views = (False, True) if split == "train" and p.encode.mirror else (False,)
             grids = []
-            with common.progress(len(data), f"encoding {split}") as advance:
-                for x in images.batched(data, p.encode.batch_size):
-                    grids.append(model.encode(x.to(dev, memory_format=torch.channels_last)).cpu().numpy())
-                    advance(len(grids[-1]))
+            with common.progress(len(data) * len(views), f"encoding {split}") as advance:
+                for mirrored in views:
+                    for x in images.batched(data, p.encode.batch_size):
+                        x = x.to(dev, memory_format=torch.channels_last)
+                        grids.append(model.encode(x.flip(3) if mirrored else x).cpu().numpy())
+                        advance(len(grids[-1]))
             h = w = data.shape[1] // model.cfg.downsample
             grid = np.concatenate(grids) if grids else np.zeros((0, h, w), np.int64)
             tokens.write_shards(
                 tmp,
                 split,
                 grid,
-                data.attributes,
-                data.source_index,
+                np.concatenate([data.attributes] * len(views)),
+                np.concatenate([data.source_index] * len(views)),
                 model.cfg.codebook_size,
                 tokenizer,
                 p.encode.shard_size,

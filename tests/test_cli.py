@@ -297,8 +297,17 @@ def test_encode_writes_exactly_the_tokenizers_codes_with_their_rows(project):
         rows = np.flatnonzero(split == index)
         got = tokens.read_shards(project / "data/tokens", name, 16)
         want = model.encode(images.to_tensor(faces[rows])).numpy()
+        views = 1
+        if name == "train":  # then the mirror images (encode.mirror, on by default), as their own grids
+            mirrored = model.encode(images.to_tensor(faces[rows, :, ::-1])).numpy()
+            assert not np.array_equal(mirrored, want[:, :, ::-1])  # a grid mirrored is not the mirror's grid
+            want, views = np.concatenate([want, mirrored]), 2
         assert np.array_equal(got["tokens"], want) and len(np.unique(want)) > 1
-        assert np.array_equal(got["attributes"], attrs[rows]) and np.array_equal(got["source_index"], source[rows])
+        assert np.array_equal(got["attributes"], np.tile(attrs[rows], (views, 1)))
+        assert np.array_equal(got["source_index"], np.tile(source[rows], views))
+    r = vqgen("encode", "--no-encode.mirror", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert len(tokens.read_shards(project / "data/tokens", "train", 16)["tokens"]) == np.sum(split == 0)
 
 
 def test_a_synthetic_set_too_small_for_the_judge_is_refused_before_any_work(project):

@@ -178,6 +178,9 @@ class VQVAE(Optimised):
 class Encode:
     batch_size: int = _f(256, "images per encoder batch")
     shard_size: int = _f(4096, "token grids per HDF5 shard")
+    mirror: bool = _f(
+        True, "also encode each train image mirrored (left to right): the priors train on twice the grids"
+    )
 
     def validate(self) -> None:
         _check(self.shard_size >= 1, f"encode.shard_size is {self.shard_size}; use at least 1.")

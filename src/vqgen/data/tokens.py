@@ -3,6 +3,7 @@
 `{split}-{i:05d}-of-{n:05d}.h5` holds `tokens` (N, h, w) in the smallest unsigned dtype that
 fits the codebook, `attributes` (N, A) int8 and `source_index` (N,) int64; its attributes
 record the codebook size, the grid shape and the checksum of the tokenizer that wrote it.
+With `encode.mirror`, the train split holds the grids of its images mirrored after the originals'.
 """
 
 from __future__ import annotations
