@@ -34,7 +34,7 @@ TINY = {
 OUTPUTS = [
     "data/raw/list_attr_celeba.txt",
     "data/images.h5",
-    "data/tokens/train-00000-of-00002.h5",
+    "data/tokens/train-00000-of-00004.h5",  # the train grids and their mirror images, 50 per shard
     "models/vqvae.safetensors",
     "models/ar.safetensors",
     "models/diffusion.safetensors",
