@@ -303,3 +303,42 @@ def test_categorical_draws_each_code_at_its_probability_and_never_an_impossible_
     assert torch.allclose(freq, probs.double(), atol=0.0075)  # 40000 draws: 3 standard errors at most
     sure = categorical(torch.eye(6)[[5, 0, 3]], torch.Generator().manual_seed(1))
     assert sure.tolist() == [5, 0, 3]
+
+
+def level_reader():
+    """A uniform_x0 prior whose transformer, set by hand, predicts the code equal to its input noise level
+    at every position, whatever the grid: level ids embed one-hot, codes as nothing; attention averages
+    every position's value (queries and keys are zero), so each position sees the level; the head maps
+    dimension i to code i."""
+    prior = tiny("uniform_x0", n_layer=1, n_head=1, n_embd=K)
+    levels = prior.levels
+    assert levels == K  # one dimension per level and per code
+    with torch.no_grad():
+        for p in prior.model.parameters():
+            p.zero_()
+        prior.model.tok_emb.weight[K:].copy_(torch.eye(levels) * 10)
+        block = prior.model.blocks[0]
+        block.ln1.weight.fill_(1.0)
+        block.attn.qkv.weight[2 * K :].copy_(torch.eye(K))  # values only
+        block.attn.proj.weight.copy_(torch.eye(K))
+        prior.model.ln_f.weight.fill_(1.0)
+        prior.model.head.weight.copy_(torch.eye(K) * 100)
+    prior.model.eval()
+    return prior
+
+
+def test_the_uniform_x0_sampler_tells_the_model_the_noise_left_before_each_step():
+    """Every step draws the level it was given; the tokens kept after step s show the share of noise
+    before it: all of the grid, then the cosine schedule's share, in sixteenths (t = 16)."""
+    prior, steps, t = level_reader(), 4, GRID[0] * GRID[1]
+    draw = prior.sample(3, steps=steps, trajectory=True, generator=torch.Generator().manual_seed(0))
+    noise = [t] + [math.floor(t * math.cos(math.pi / 2 * s / steps)) for s in range(1, steps)]  # before each step
+    levels = [round(n / t * 15) for n in noise]
+    assert levels == [15, 13, 10, 6]
+    for frame, level, left in zip(draw.trajectory[1:], levels, noise[1:] + [0]):
+        assert ((frame == level).sum((1, 2)) >= t - left).all()  # the kept draws; the rest is noise
+    assert torch.equal(draw.tokens, torch.full((3, *GRID), levels[-1]))
+    given, known = torch.zeros(2, *GRID, dtype=torch.long), torch.zeros(2, *GRID, dtype=torch.bool)
+    known[:, :2] = True  # 8 of 16 given: half the grid is noise at the start
+    half = prior.sample(given=given, known=known, steps=1, generator=torch.Generator().manual_seed(0)).tokens
+    assert (half[~known] == round(8 / 16 * 15)).all() and (half[known] == 0).all()
