@@ -3,12 +3,12 @@ of the blog's process with the decoding of masked diffusion.
 
 Training replaces a cosine-scheduled share of each grid's tokens by uniform random codes (as
 `masked` hides them) and scores the predicted clean grid at every position. The transformer is
-never told which tokens are noise, only how many: the noise share, in sixteenths, is an input id
-before the grid (as a diffusion model is told its time step). Sampling starts from uniform random
-tokens; each step draws every position from the predicted clean grid, keeps the most confident
-draws and re-randomises the rest, so that the same cosine share is noise after each step and
-none after the last. Kept tokens are drawn again at every step, so an early mistake can still be
-undone.
+never told which tokens are noise, only how many: the noise share, rounded to one of 16 levels,
+is an input id before the grid (as a diffusion model is told its time step). Sampling starts
+from uniform random tokens; each step draws every position from the predicted clean grid, keeps
+the most confident draws and re-randomises the rest, so that the same cosine share is noise
+after each step and none after the last. Kept tokens are drawn again at every step, so an early
+mistake can still be undone.
 """
 
 from __future__ import annotations
