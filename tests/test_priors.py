@@ -8,6 +8,7 @@ import torch
 from vqgen import checkpoint
 from vqgen.models.transformer import Transformer, TransformerConfig
 from vqgen.priors import PRIORS, UNDECIDED, diffusion, masked, prefix_mask, restore, uniform_x0
+from vqgen.priors.base import categorical
 
 GRID = (4, 4)
 K = 16
@@ -293,8 +294,6 @@ def test_every_diffusion_process_is_a_registered_prior():
 
 
 def test_categorical_draws_each_code_at_its_probability_and_never_an_impossible_one():
-    from vqgen.priors.base import categorical
-
     probs = torch.tensor([0.0, 0.5, 0.0, 0.3, 0.2, 0.0])  # impossible codes first, between and last
     draw = categorical(probs.expand(400, 100, 6), torch.Generator().manual_seed(0))
     assert draw.shape == (400, 100)
