@@ -141,8 +141,8 @@ class VQVAE(Optimised):
         0.0, "weight of the adversarial (hinge) loss, times VQGAN's adaptive gradient-norm ratio; 0: off"
     )
     disc_start: int = _f(300, "iteration at which the discriminator losses switch on")
-    max_iters: int = _f(1000, "training iterations")
-    batch_size: int = _f(32, "images per iteration")
+    max_iters: int = _f(3000, "training iterations")
+    batch_size: int = _f(16, "images per iteration")
     lr: float = _f(1e-3, "peak learning rate (Adam, cosine decay)")
     beta1: float = _f(0.5, "Adam's first-moment decay (low, as GANs are trained)")
     beta2: float = _f(0.9, "Adam's second-moment decay")
