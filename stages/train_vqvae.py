@@ -52,7 +52,9 @@ def run(p: Params) -> None:
 
     def losses(it: int) -> dict[str, torch.Tensor]:
         x, use_disc = next(stream).to(**fast), it >= v.disc_start
-        return vqvae.losses(net, critic, x, v.perceptual_weight, v.adversarial_weight, use_disc, features)
+        return vqvae.losses(
+            net, critic, x, v.perceptual_weight, v.adversarial_weight, use_disc, features, v.edge_weight
+        )
 
     def reconstructions() -> np.ndarray:  # 8 val images over their reconstructions, for the previews
         real = val[:8]

@@ -1,9 +1,18 @@
-"""Benchmarks still run: the tiny CPU version of bench/gpu.py, whose FLOP count MFU rests on."""
+"""Benchmarks still run: the tiny CPU version of bench/gpu.py, whose FLOP count MFU rests on, and the
+measurement of the attributes a tokenizer keeps."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import torch
+
+from vqgen import checkpoint
+from vqgen.data import images
+from vqgen.models import vqvae
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,3 +34,62 @@ def test_the_gpu_benchmark_runs_tiny_on_a_cpu_and_counts_the_transformers_flops_
         assert model["flops_per_step"] == 3 * forward, name  # backward costs twice the forward
         assert model["tokens_per_second"] == model["tokens_per_step"] / model["seconds_per_step"]
         assert model["of_matmul"] == model["flop_per_second"] / out["matmul_flop_per_second"]
+
+
+def load_bench(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_attribute_is_kept_where_the_image_has_it_the_probe_sees_it_and_still_sees_it_after():
+    kept = load_bench("kept_attributes").kept
+    y = np.array([[1, 0, 1], [1, 0, 0], [1, 1, 0], [0, 0, 0]], bool)  # glasses, earrings, beard
+    on_real = np.array([[1, 0, 1], [1, 0, 0], [0, 1, 0], [1, 0, 0]], bool)  # image 2's glasses unseen
+    on_recon = np.array([[1, 0, 0], [0, 0, 0], [1, 1, 0], [1, 0, 1]], bool)
+    out = kept(y, on_real, on_recon)
+    assert out["glasses"] == {"kept": 0.5, "false_alarms": 1.0}  # of images 0 and 1; image 3 has none
+    assert out["earrings"] == {"kept": 1.0, "false_alarms": 0.0}
+    assert out["beard"] == {"kept": 0.0, "false_alarms": 1 / 3}
+
+
+def test_the_kept_attributes_measurement_runs_on_a_store_and_reports_every_tokenizer(tmp_path):
+    names = ["Eyeglasses", "Wearing_Earrings", "No_Beard"]
+    rng = np.random.default_rng(0)
+    split = np.array([0] * 24 + [1] * 16 + [2] * 4, np.uint8)
+    attrs = rng.integers(0, 2, (len(split), 3)).astype(np.int8)
+    writer = images.ImageStoreWriter(tmp_path / "images.h5", len(split), 16, names)
+    writer.append(rng.integers(0, 256, (len(split), 16, 16, 3), np.uint8), attrs, split, np.arange(len(split)))
+    writer.close()
+    tokenizers = []
+    for i, k in enumerate((16, 32)):
+        torch.manual_seed(i)
+        model = vqvae.VQVAE(vqvae.VQVAEConfig(channels=8, downsample=4, codebook_size=k, code_dim=8))
+        tokenizers.append(str(tmp_path / f"tok{k}.safetensors"))
+        checkpoint.save(tokenizers[-1], model, model.cfg, image_size=16)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "bench/kept_attributes.py",
+            *tokenizers,
+            "--store",
+            str(tmp_path / "images.h5"),
+            "--steps",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    val = attrs[split == 1] > 0
+    assert out["val_images"] == 16
+    assert out["with_attribute"] == {
+        "glasses": val[:, 0].sum(),
+        "earrings": val[:, 1].sum(),
+        "beard": (~val[:, 2]).sum(),
+    }
+    assert list(out["tokenizers"]) == tokenizers
+    assert all(set(t) == {"glasses", "earrings", "beard"} for t in out["tokenizers"].values())

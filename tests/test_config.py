@@ -45,6 +45,7 @@ def test_params_yaml_is_complete_and_valid():
         ({"vqvae": {"beta": float("-inf")}}, "vqvae.beta is -inf; use a finite number."),
         ({"vqvae": {"beta": -0.25}}, "vqvae.beta is -0.25; use 0 or more."),
         ({"vqvae": {"perceptual_weight": -1}}, "vqvae.perceptual_weight is -1.0; use 0 or more."),
+        ({"vqvae": {"edge_weight": -4}}, "vqvae.edge_weight is -4.0; use 0 or more."),
         ({"vqvae": {"adversarial_weight": -0.1}}, "vqvae.adversarial_weight is -0.1; use 0 or more."),
         ({"diffusion": {"weight_decay": -0.01}}, "diffusion.weight_decay is -0.01; use 0 or more."),
         ({"diffusion": {"lr": -1e-3}}, "diffusion.lr is -0.001; use a positive number."),

@@ -141,6 +141,28 @@ def test_the_adaptive_weight_is_the_ratio_of_the_gradient_norms_at_the_last_laye
     )
 
 
+def test_the_edge_weighted_pixel_loss_weighs_an_error_on_a_line_by_one_plus_four_times_the_edge_weight():
+    x = -torch.ones(1, 3, 16, 16)
+    x[..., 10] = 1.0  # a vertical line: contrast 6 on columns 8 to 11 once dilated, 0 elsewhere; mean 1.5
+    on_line, off_line = x.clone(), x.clone()
+    on_line[0, 0, 5, 10] -= 0.5
+    off_line[0, 0, 5, 2] += 0.5
+    n = x.numel()
+    assert vqvae.pixel_loss(on_line, x, 0.0).item() == torch.nn.functional.mse_loss(on_line, x).item()
+    assert vqvae.pixel_loss(on_line, x, 2.0).item() == pytest.approx(0.25 * (1 + 4 * 2.0) / (n * 3.0))
+    assert vqvae.pixel_loss(off_line, x, 2.0).item() == pytest.approx(0.25 / (n * 3.0))
+    flat = torch.zeros(1, 3, 8, 8)  # no edges anywhere: plain MSE, not a division by zero
+    assert vqvae.pixel_loss(flat + 0.5, flat, 2.0).item() == pytest.approx(0.25)
+    torch.manual_seed(0)
+    model, disc = vqvae.VQVAE(tiny()), vqvae.Discriminator(channels=8)
+    image = torch.rand(2, 3, 16, 16) * 2 - 1
+    model.eval()  # the codebook stays put, so the reconstruction can be made again below
+    out = vqvae.losses(model, disc, image, 0.0, 0.0, use_disc=False, edge_weight=2.0)
+    recon, _, qloss = model(image)
+    assert out["loss"].item() == pytest.approx((vqvae.pixel_loss(recon, image, 2.0) + qloss).item(), rel=1e-6)
+    assert out["mse"].item() == pytest.approx(torch.nn.functional.mse_loss(recon, image).item(), rel=1e-6)
+
+
 @pytest.mark.parametrize("weights, passes", [((0.0, 0.0), 0), ((0.1, 0.0), 3), ((0.0, 0.1), 3), ((0.1, 0.1), 3)])
 def test_the_discriminator_sees_each_image_once_and_rests_when_its_losses_weigh_nothing(weights, passes):
     torch.manual_seed(0)

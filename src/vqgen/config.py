@@ -131,6 +131,11 @@ class VQVAE(Optimised):
     )
     beta: float = _f(0.25, "commitment loss weight (van den Oord et al. 2017)")
     ema_decay: float = _f(0.99, "EMA codebook decay (Razavi et al. 2019); 0 learns codes by gradient")
+    edge_weight: float = _f(
+        0.0,
+        "pixel loss weighted to the image's edges: each pixel's squared error times 1 + edge_weight x its "
+        "local contrast over the batch's mean contrast (0: plain MSE)",
+    )
     perceptual_weight: float = _f(0.1, "weight of the perceptual loss (unit-normalised feature distance)")
     perceptual_weights: str = _f(
         "",
@@ -157,7 +162,7 @@ class VQVAE(Optimised):
         _check(self.codebook_size >= 2, f"vqvae.codebook_size is {self.codebook_size}; use at least 2.")
         _check(0.0 <= self.ema_decay < 1.0, f"vqvae.ema_decay is {self.ema_decay}; use 0 (off) up to below 1.")
         _positive(self, "vqvae", "channels", "code_dim", "max_iters", "batch_size", "lr")
-        _not_negative(self, "vqvae", "beta", "perceptual_weight", "adversarial_weight", "disc_start")
+        _not_negative(self, "vqvae", "beta", "edge_weight", "perceptual_weight", "adversarial_weight", "disc_start")
         _check(self.res_blocks >= 0, f"vqvae.res_blocks is {self.res_blocks}; use 0 or more.")
         _check(
             not self.perceptual_weights or Path(self.perceptual_weights).is_file(),
