@@ -41,18 +41,15 @@ def train_probe(split: images.Split, steps: int, seed: int) -> Evaluator:
     torch.manual_seed(seed)
     x, y = split[:], torch.tensor(labels(split), dtype=torch.float32)
     probe = Evaluator(EvaluatorConfig(num_attributes=len(ATTRIBUTES), width=24))
-    opt = train.adamw(probe, 2e-3)
     rarity = (len(y) - y.sum(0)) / y.sum(0).clamp_min(1)
     gen = torch.Generator().manual_seed(seed)
-    for it in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = train.cosine_lr(it, steps, 2e-3, warmup=0, floor=0.0)
+
+    def loss(it: int) -> dict[str, torch.Tensor]:
         rows = torch.randint(0, len(x), (64,), generator=gen).sort().values.numpy()
         logits, _ = probe(augment(images.to_tensor(x[rows]), 2, gen))
-        loss = F.binary_cross_entropy_with_logits(logits, y[rows], pos_weight=rarity)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        return {"loss": F.binary_cross_entropy_with_logits(logits, y[rows], pos_weight=rarity)}
+
+    train.fit(loss, [("loss", train.adamw(probe, 2e-3))], steps, 2e-3, warmup=0, grad_clip=0.0, lr_floor=0.0)
     return probe.eval()
 
 
