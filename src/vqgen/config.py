@@ -132,7 +132,7 @@ class VQVAE(Optimised):
     beta: float = _f(0.25, "commitment loss weight (van den Oord et al. 2017)")
     ema_decay: float = _f(0.99, "EMA codebook decay (Razavi et al. 2019); 0 learns codes by gradient")
     edge_weight: float = _f(
-        0.0,
+        4.0,
         "pixel loss weighted to the image's edges: each pixel's squared error times 1 + edge_weight x its "
         "local contrast over the batch's mean contrast (0: plain MSE)",
     )
