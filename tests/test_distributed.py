@@ -44,10 +44,12 @@ def test_two_processes_train_the_tokenizer_and_the_ar_prior_as_one_does(project)
     # the codebook follows the EMA statistics of the whole batch in both
     assert torch.allclose(a.quantizer.codebook, b.quantizer.codebook, atol=1e-5)
     # the same function (a bias just before a per-channel GroupNorm has no gradient but rounding
-    # noise, which Adam amplifies, so weights are compared through what they compute)
+    # noise, which Adam amplifies, so weights are compared through what they compute; the edge-weighted
+    # pixel loss scales some pixels' gradients, and their rounding noise, by up to 1 + edge_weight x
+    # their contrast over the mean: 5e-4 is a sixteenth of one 8-bit level)
     x = images.to_tensor(images.Split(project / "data/images.h5", "val")[:8])
     assert torch.equal(a.encode(x), b.encode(x))
-    assert torch.allclose(a.decode(a.encode(x)), b.decode(a.encode(x)), atol=1e-4)
+    assert torch.allclose(a.decode(a.encode(x)), b.decode(a.encode(x)), atol=5e-4)
     r = vqgen("encode", cwd=project)
     assert r.returncode == 0, r.stderr
     one, m1 = trained(project, "train_ar", TINY_AR, 1)

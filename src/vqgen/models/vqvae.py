@@ -101,6 +101,16 @@ def _everyones(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def _global_mean(t: torch.Tensor) -> torch.Tensor:
+    """The mean of `t` over every training process's batch (batches of equal size): a statistic of
+    the whole global batch, as one process would compute it."""
+    if _processes() == 1:
+        return t.mean()
+    m = t.mean().detach().clone()
+    dist.all_reduce(m)
+    return m / _processes()
+
+
 def _first_processes(t: torch.Tensor) -> torch.Tensor:
     """Process 0's `t` on every training process: random choices every process must share."""
     if _processes() > 1:
@@ -301,8 +311,8 @@ def pixel_loss(recon: torch.Tensor, x: torch.Tensor, edge_weight: float) -> torc
     step_down = F.pad((x[..., 1:, :] - x[..., :-1, :]).abs().sum(1, keepdim=True), (0, 0, 0, 1))
     step_right = F.pad((x[..., :, 1:] - x[..., :, :-1]).abs().sum(1, keepdim=True), (0, 1, 0, 0))
     contrast = F.max_pool2d(step_down + step_right, 3, stride=1, padding=1)
-    w = 1 + edge_weight * contrast / contrast.mean().clamp_min(1e-12)
-    return ((recon - x).pow(2) * w).mean() / w.mean()
+    w = 1 + edge_weight * contrast / _global_mean(contrast).clamp_min(1e-12)
+    return ((recon - x).pow(2) * w).mean() / _global_mean(w)  # global statistics: torchrun trains as one process
 
 
 def losses(
