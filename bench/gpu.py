@@ -15,6 +15,7 @@ Prints JSON.
 `--estimate-at RATE` trains nothing: it counts each training stage's FLOPs at the preset's sizes
 and prints the minutes the stage needs at RATE FLOP/s (how the README's GPU times are estimated).
 Usage: python bench/gpu.py [--preset celeba64] [--steps 300] [--device auto] [--tiny] [--estimate-at 3e14]
+       [--models ar,diffusion] [--batch 512] [--no-compile]
 """
 
 import argparse
@@ -82,7 +83,9 @@ def workloads(p: config.Params, dev: torch.device, batch: int | None = None) -> 
     adversarial = v.adversarial_weight > 0  # timed as after disc_start, the costlier part of a run
 
     def tokenizer(net, disc=disc):
-        return vqvae.losses(net, disc, images, v.perceptual_weight, v.adversarial_weight, adversarial)
+        return vqvae.losses(
+            net, disc, images, v.perceptual_weight, v.adversarial_weight, adversarial, edge_weight=v.edge_weight
+        )
 
     out["vqvae"] = (model, tokenizer, objectives, len(images), 0)
 
@@ -150,7 +153,9 @@ def estimate(preset: str, rate: float) -> None:
     print(json.dumps({"preset": preset, "assumed_flop_per_second": rate, "stages": stages}, indent=2))
 
 
-def main(preset: str, steps: int, device: str, tiny: bool, estimate_at: float) -> None:
+def main(
+    preset: str, steps: int, device: str, tiny: bool, estimate_at: float, models: str, batch: int, no_compile: bool
+) -> None:
     if estimate_at:
         return estimate(preset, estimate_at)
     if device == "auto":
@@ -159,13 +164,18 @@ def main(preset: str, steps: int, device: str, tiny: bool, estimate_at: float) -
     tiny = tiny or dev.type != "cuda"
     steps = min(steps, 5) if tiny else steps
     p = preset_params(preset, tiny)
+    if no_compile:
+        p.compute.compile = False
     autocast = train.pick_precision(p.compute.precision, dev)
     train.setup(0, p.compute.threads)
     results = {}
-    for name, (module, losses, objectives, batch, tokens) in workloads(p, dev).items():
+    chosen = models.split(",") if models else None
+    for name, (module, losses, objectives, n, tokens) in workloads(p, dev, batch or None).items():
+        if chosen and name not in chosen:
+            continue
         per_step = flops(module, losses, objectives)
         seconds = measure(module, losses, objectives, dev, steps, autocast, p.compute.compile)
-        results[name] = {"seconds_per_step": seconds, "flops_per_step": per_step, "batch": batch}
+        results[name] = {"seconds_per_step": seconds, "flops_per_step": per_step, "batch": n}
         if tokens:
             results[name]["tokens_per_step"] = tokens
 
@@ -207,4 +217,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--estimate-at", type=float, default=0.0, help="FLOP/s: print each stage's minutes at this rate, train nothing"
     )
+    parser.add_argument("--models", default="", help="comma-separated subset of vqvae,ar,diffusion,evaluator")
+    parser.add_argument("--batch", type=int, default=0, help="every model's batch size instead of the preset's")
+    parser.add_argument("--no-compile", action="store_true", help="train without torch.compile whatever the preset")
     main(**vars(parser.parse_args()))

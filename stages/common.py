@@ -133,6 +133,11 @@ def device(p: Params, seed: int) -> torch.device:
     return distributed.start(dev)
 
 
+def memory_limit(p: Params) -> int:
+    """Bytes of images a training split may keep in memory (`compute.memory_gb`)."""
+    return int(p.compute.memory_gb * 2**30)
+
+
 def workers(p: Params) -> int:
     return p.compute.workers or os.cpu_count() or 1
 

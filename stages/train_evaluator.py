@@ -21,7 +21,7 @@ PARAMS = (
 def run(p: Params) -> None:
     e = p.evaluate
     dev = common.device(p, e.seed)
-    tr, val = images.Split(common.IMAGES, "train"), images.Split(common.IMAGES, "val")
+    tr, val = images.Split(common.IMAGES, "train", common.memory_limit(p)), images.Split(common.IMAGES, "val")
     names, y = tr.attribute_names, torch.from_numpy(tr.attributes).float()
     fast = dict(device=dev, memory_format=torch.channels_last)  # faster convolutions on CPU
     model = Evaluator(EvaluatorConfig(num_attributes=len(names), width=e.width)).to(**fast)

@@ -33,7 +33,7 @@ def config(p: Params) -> vqvae.VQVAEConfig:
 def run(p: Params) -> None:
     v = p.vqvae
     dev = common.device(p, v.seed)
-    data, val = images.Split(common.IMAGES, "train"), images.Split(common.IMAGES, "val")
+    data, val = images.Split(common.IMAGES, "train", common.memory_limit(p)), images.Split(common.IMAGES, "val")
     fast = dict(device=dev, memory_format=torch.channels_last)  # about 2x faster convolutions on CPU
     model, disc = vqvae.VQVAE(config(p)).to(**fast), vqvae.Discriminator().to(**fast)
     features = weights.frozen_vgg(v.perceptual_weights).to(**fast) if v.perceptual_weights else None

@@ -36,6 +36,7 @@ def test_params_yaml_is_complete_and_valid():
         ({"diffusion": {"lr_floor": 1.5}}, "diffusion.lr_floor is 1.5; use a fraction from 0 to 1."),
         ({"evaluate": {"warmup": -1}}, "evaluate.warmup is -1; use 0 or more."),
         ({"compute": {"checkpoint_every": -10}}, "compute.checkpoint_every is -10; use 0 (never) or more steps."),
+        ({"compute": {"memory_gb": -1}}, "compute.memory_gb is -1.0; use 0 (always read from disk) or more."),
         ({"sample": {"seed": 2**32}}, "sample.seed is 4294967296; use 0 up to 4294967295."),
         ({"data": {"seed": 2**40}}, "data.seed is 1099511627776; use 0 up to 4294967295."),
         ({"compute": {"device": "cudaXYZ"}}, "compute.device is 'cudaXYZ'; use auto, cpu, cuda, cuda:N or mps."),

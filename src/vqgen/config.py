@@ -306,6 +306,9 @@ class Compute:
     device: str = _f("auto", "cpu, cuda, mps or auto")
     threads: int = _f(0, "CPU threads for torch (0: all cores)")
     workers: int = _f(0, "worker processes for image decoding and drawing (0: all cores)")
+    memory_gb: float = _f(
+        1.0, "GiB of images a training split may take in memory (a larger one is read from disk, slower)"
+    )
     nproc: int = _f(1, "processes a training stage runs in, under torchrun (one per GPU; gloo on a CPU)")
     precision: str = _f("auto", "fp32, or bf16 autocast in training (auto: bf16 on a CUDA device that supports it)")
     compile: bool = _f(False, "compile the models for training with torch.compile (slow to start; for long runs)")
@@ -321,6 +324,7 @@ class Compute:
         _check(bool(ok), f"compute.device is {self.device!r}; use auto, cpu, cuda, cuda:N or mps.")
         _check(self.threads >= 0, f"compute.threads is {self.threads}; use 0 (all cores) or more.")
         _check(self.workers >= 0, f"compute.workers is {self.workers}; use 0 (all cores) or more.")
+        _check(self.memory_gb >= 0, f"compute.memory_gb is {self.memory_gb}; use 0 (always read from disk) or more.")
         _check(self.nproc >= 1, f"compute.nproc is {self.nproc}; use 1 or more processes.")
         _check(
             self.precision in ("auto", "fp32", "bf16"),

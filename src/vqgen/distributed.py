@@ -66,6 +66,32 @@ def average(tensors: list[torch.Tensor]) -> None:
         t.copy_(chunk.view_as(t))
 
 
+def mean(t: torch.Tensor) -> torch.Tensor:
+    """The mean of `t` over every process's batch (batches of equal size), as one process would
+    compute it from the whole global batch; a constant (no gradient) with several processes."""
+    m = t.mean()
+    if world() > 1:
+        m = m.detach().clone()
+        average([m])
+    return m
+
+
+def rows(x: torch.Tensor) -> torch.Tensor:
+    """The rows of `x` of every process, in rank order: the whole global batch."""
+    if world() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(world())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+def first(t: torch.Tensor) -> torch.Tensor:
+    """Process 0's `t`, in place, on every process: random choices every process must share."""
+    if world() > 1:
+        dist.broadcast(t, src=0)
+    return t
+
+
 def gather(value) -> list:
     """Every process's `value` (any picklable object of our own making), in rank order."""
     if world() == 1:

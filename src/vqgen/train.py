@@ -65,7 +65,8 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float = 0.0, betas=(0
     decay = [p for p in params if p.dim() >= 2]
     other = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas)
+    fused = True if params and params[0].is_cuda else None  # on a GPU, one kernel for the whole update
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
 
 
 def cosine_lr(it: int, max_iters: int, peak: float, warmup: int, floor: float = 0.1) -> float:

@@ -10,10 +10,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vqgen import distributed
 from vqgen.models import perceptual
 
 
@@ -87,37 +87,6 @@ class Decoder(nn.Module):
         return self.net(z)
 
 
-def _processes() -> int:
-    """How many training processes share each step (torchrun); 1 without torch.distributed."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def _everyones(x: torch.Tensor) -> torch.Tensor:
-    """The rows of `x` of every training process, in rank order: the whole global batch."""
-    if _processes() == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(_processes())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
-
-
-def _global_mean(t: torch.Tensor) -> torch.Tensor:
-    """The mean of `t` over every training process's batch (batches of equal size): a statistic of
-    the whole global batch, as one process would compute it."""
-    if _processes() == 1:
-        return t.mean()
-    m = t.mean().detach().clone()
-    dist.all_reduce(m)
-    return m / _processes()
-
-
-def _first_processes(t: torch.Tensor) -> torch.Tensor:
-    """Process 0's `t` on every training process: random choices every process must share."""
-    if _processes() > 1:
-        dist.broadcast(t, src=0)
-    return t
-
-
 SEARCH_BLOCK = 1 << 18  # distances computed at once by the nearest-code search (1 MB of float32)
 
 
@@ -179,11 +148,11 @@ class VectorQuantizer(nn.Module):
         b, d, h, w = z.shape
         flat = self.project(z.permute(0, 2, 3, 1).reshape(-1, d))  # (N, d)
         if self.training and not self.initialised:
-            self._initialise(_everyones(flat.detach()))
+            self._initialise(distributed.rows(flat.detach()))
         idx = self.indices(flat.detach())
         q = self.codes()[idx]
         if self.training and self.ema:  # every process makes the same update, from the whole batch
-            self._ema_update(_everyones(flat.detach()), _everyones(idx))
+            self._ema_update(distributed.rows(flat.detach()), distributed.rows(idx))
         loss = self.cfg.beta * F.mse_loss(flat, q.detach())
         if not self.ema:
             loss = loss + F.mse_loss(q, flat.detach())
@@ -202,7 +171,7 @@ class VectorQuantizer(nn.Module):
         """Start the codebook at random encoder outputs (data-dependent init)."""
         n, k = flat.shape[0], self.cfg.codebook_size
         pick = torch.randperm(n, device=flat.device)[:k] if n >= k else torch.randint(0, n, (k,), device=flat.device)
-        pick = _first_processes(pick)
+        pick = distributed.first(pick)
         self.codebook.data.copy_(flat[pick])
         if self.ema:
             self.embed_sum.copy_(flat[pick])
@@ -221,7 +190,7 @@ class VectorQuantizer(nn.Module):
         self.codebook.copy_(self.embed_sum / size.unsqueeze(1))
         dead = self.cluster_size < self.dead_code_threshold(len(flat))
         if dead.any():
-            pick = _first_processes(torch.randint(0, flat.shape[0], (int(dead.sum()),), device=flat.device))
+            pick = distributed.first(torch.randint(0, flat.shape[0], (int(dead.sum()),), device=flat.device))
             self.codebook[dead] = flat[pick]
             self.embed_sum[dead] = flat[pick]
             self.cluster_size[dead] = 1.0
@@ -290,10 +259,7 @@ def adaptive_weight(rec_loss: torch.Tensor, adv_loss: torch.Tensor, last: torch.
     discriminator pulls on the decoder as hard as the reconstruction does. A constant, not trained."""
     g_rec = torch.autograd.grad(rec_loss, last, retain_graph=True)[0]
     g_adv = torch.autograd.grad(adv_loss, last, retain_graph=True)[0]
-    if _processes() > 1:  # the gradients of the whole batch: the mean of every process's
-        both = torch.stack([g_rec, g_adv])
-        dist.all_reduce(both)
-        g_rec, g_adv = both / _processes()
+    distributed.average([g_rec, g_adv])  # the gradients of the whole batch: the mean of every process's
     return (g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0, 1e4).detach()
 
 
@@ -311,8 +277,8 @@ def pixel_loss(recon: torch.Tensor, x: torch.Tensor, edge_weight: float) -> torc
     step_down = F.pad((x[..., 1:, :] - x[..., :-1, :]).abs().sum(1, keepdim=True), (0, 0, 0, 1))
     step_right = F.pad((x[..., :, 1:] - x[..., :, :-1]).abs().sum(1, keepdim=True), (0, 1, 0, 0))
     contrast = F.max_pool2d(step_down + step_right, 3, stride=1, padding=1)
-    w = 1 + edge_weight * contrast / _global_mean(contrast).clamp_min(1e-12)
-    return ((recon - x).pow(2) * w).mean() / _global_mean(w)  # global statistics: torchrun trains as one process
+    w = 1 + edge_weight * contrast / distributed.mean(contrast).clamp_min(1e-12)
+    return ((recon - x).pow(2) * w).mean() / distributed.mean(w)  # global statistics: torchrun trains as one process
 
 
 def losses(
@@ -336,7 +302,7 @@ def losses(
     recon, _, qloss = model(x)
     mse = F.mse_loss(recon, x)
     out = {"mse": mse, "quantizer": qloss}
-    rec = pixel_loss(recon, x, edge_weight) if edge_weight else mse
+    rec = pixel_loss(recon, x, edge_weight)
     if perceptual_weight and features is not None:
         out["perceptual"] = perceptual.feature_distance(features(x), features(recon))
         rec = rec + perceptual_weight * out["perceptual"]
