@@ -12,6 +12,7 @@ PARAMS = (
     "diffusion.temperature",
     "diffusion.steps",
     "diffusion.tolerance",
+    "diffusion.order",
     "diffusion.confidence_noise",
     "sample",
     *judging.PARAMS,

@@ -93,7 +93,8 @@ def test_completion_and_inpainting_never_change_given_tokens(name):
     assert draw.steps[1] == (1 if name == "uniform" else 0)  # nothing to draw: the uniform clean-up pass only
 
 
-def test_the_masked_sampler_fills_exactly_the_scheduled_number_of_tokens_per_step():
+@pytest.mark.parametrize("order", masked.ORDERS)
+def test_the_masked_sampler_fills_exactly_the_scheduled_number_of_tokens_per_step(order):
     prior = tiny("masked")
     steps = 5
     known = torch.zeros(3, *GRID, dtype=torch.bool)
@@ -103,6 +104,7 @@ def test_the_masked_sampler_fills_exactly_the_scheduled_number_of_tokens_per_ste
         given=torch.zeros(3, *GRID, dtype=torch.long),
         known=known,
         steps=steps,
+        order=order,
         trajectory=True,
         generator=torch.Generator().manual_seed(0),
     )
@@ -115,6 +117,46 @@ def test_the_masked_sampler_fills_exactly_the_scheduled_number_of_tokens_per_ste
         assert left == want, row
         assert want[-1] == 0 and all(a > b for a, b in zip(want, want[1:]) if a)  # progress every step
     assert draw.steps.tolist() == [5, 5, 4]
+
+
+def test_halton_turns_follow_the_halton_sequence_and_visit_every_cell_once():
+    # points i = 1, 2, 3 of bases (2, 3): (1/2, 1/3), (1/4, 2/3), (3/4, 1/9) -> rows 2, 1, 3 and columns 1, 2, 0 of 4x4
+    assert masked.halton_turns(4, 4).view(4, 4).tolist() == [
+        [10, 3, 13, 7],
+        [5, 9, 1, 11],
+        [8, 0, 15, 4],
+        [2, 12, 6, 14],
+    ]
+    for h, w in ((8, 8), (16, 16), (4, 8)):
+        assert sorted(masked.halton_turns(h, w).tolist()) == list(range(h * w))
+
+
+def test_in_halton_order_no_two_tokens_decided_in_one_default_step_share_an_edge():
+    """8x8 grid, 12 steps: a random order would put about 10 pairs of neighbours in the same step."""
+    turns = masked.halton_turns(8, 8)
+    cell = {int(turn): (i // 8, i % 8) for i, turn in enumerate(turns)}
+    left = [64] + [math.floor(64 * math.cos(math.pi / 2 * (s + 1) / 12)) for s in range(12)]
+    for before, after in zip(left, left[1:]):
+        decided = [cell[turn] for turn in range(64 - before, 64 - after)]
+        pairs = [(a, b) for i, a in enumerate(decided) for b in decided[i + 1 :]]
+        assert all(abs(a[0] - b[0]) + abs(a[1] - b[1]) > 1 for a, b in pairs)
+
+
+def test_the_halton_sampler_decides_the_unknown_positions_in_their_halton_turns():
+    prior = tiny("masked")
+    known = torch.zeros(2, *GRID, dtype=torch.bool)
+    known[1, 1:3] = True  # 8 given: the other 8 are decided in their turns among themselves
+    draw = prior.sample(
+        given=torch.zeros(2, *GRID, dtype=torch.long), known=known, steps=5, trajectory=True, order="halton"
+    )
+    turns = masked.halton_turns(*GRID).view(GRID)
+    for row in range(2):
+        for frame in draw.trajectory:
+            decided = turns[(frame[row] != UNDECIDED) & ~known[row]]
+            undecided = turns[frame[row] == UNDECIDED]
+            assert len(undecided) == 0 or len(decided) == 0 or decided.max() < undecided.min()
+    with pytest.raises(ValueError, match="order is 'raster'; use one of halton, confidence."):
+        prior.sample(2, steps=2, order="raster")
 
 
 def test_confidence_is_the_untempered_log_probability_and_its_noise_grows_as_the_temperature_falls():
@@ -220,15 +262,18 @@ def test_the_uniform_sampler_settles_at_a_low_temperature_instead_of_stalling():
         assert len(draw.trajectory) == draw.steps.max() + 1
 
 
-@pytest.mark.parametrize("name, iters", [("masked", 300), ("uniform_x0", 800)])
-def test_a_confidence_decoded_prior_learns_a_toy_distribution_of_two_grids(name, iters):
+@pytest.mark.parametrize(
+    "name, iters, order", [("masked", 300, "confidence"), ("masked", 300, "halton"), ("uniform_x0", 800, None)]
+)
+def test_a_parallel_decoded_prior_learns_a_toy_distribution_of_two_grids(name, iters, order):
     """Parallel decoding must commit to one mode: whole grids of the data, not a patchwork of both.
     Uniform noise takes longer to learn: the model must also tell which tokens are noise."""
     prior = tiny(name)
     other = (DATA + 1) % K  # differs from DATA at every position
     first, last = train(prior, torch.stack([DATA, other]).repeat(8, 1, 1), iters)
     assert last < 0.2 * first  # not 0: with most tokens noised either grid fits
-    draw = prior.sample(40, steps=16, confidence_noise=1.0, generator=torch.Generator().manual_seed(0))
+    settings = {"order": order} if order else {}
+    draw = prior.sample(40, steps=16, confidence_noise=1.0, generator=torch.Generator().manual_seed(0), **settings)
     a, b = (sum(torch.equal(g, mode) for g in draw.tokens) for mode in (DATA, other))
     assert a + b >= 32 and min(a, b) >= 3
 

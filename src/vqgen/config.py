@@ -229,6 +229,7 @@ class AR(Prior):
 
 
 PROCESSES = ("masked", "uniform", "uniform_x0")  # diffusion.process: names of registered priors
+ORDERS = ("halton", "confidence")  # diffusion.order: as in vqgen.priors.masked
 
 
 @dataclass
@@ -242,13 +243,18 @@ class Diffusion(Prior):
     extra_noise: float = _f(0.1, "uniform: fraction of tokens re-randomised between x_a and x_b")
     steps: int = _f(12, "reverse steps (uniform: at most, it stops earlier when settled)")
     temperature: float = _f(
-        1.0, "sampling temperature of the new tokens (masked, uniform_x0: at the last step, rising from 1)"
+        0.7, "sampling temperature of the new tokens (masked, uniform_x0: at the last step, rising from 1)"
     )
     tolerance: float = _f(0.02, "uniform: a grid is settled once a step changes fewer than this share of tokens")
+    order: str = _f(
+        "halton",
+        "masked: the order in which positions are decided, halton (a fixed order spread over the grid) "
+        "or confidence (the most confident draws first, MaskGIT)",
+    )
     confidence_noise: float = _f(
         4.5,
-        "masked, uniform_x0: scale of the Gumbel noise on confidences, divided by the temperature "
-        "and annealed to 0 (MaskGIT)",
+        "masked (order confidence), uniform_x0: scale of the Gumbel noise on confidences, divided by "
+        "the temperature and annealed to 0 (MaskGIT)",
     )
 
     def validate(self) -> None:
@@ -257,6 +263,7 @@ class Diffusion(Prior):
         _check(0.0 < self.extra_noise < 1.0, f"diffusion.extra_noise is {self.extra_noise}; use a fraction in (0, 1).")
         _check(self.steps >= 1, f"diffusion.steps is {self.steps}; use at least 1.")
         _check(0.0 <= self.tolerance < 1.0, f"diffusion.tolerance is {self.tolerance}; use a fraction in [0, 1).")
+        _check(self.order in ORDERS, f"diffusion.order is {self.order!r}; use one of {', '.join(ORDERS)}.")
         _check(self.confidence_noise >= 0, f"diffusion.confidence_noise is {self.confidence_noise}; use 0 or more.")
 
 

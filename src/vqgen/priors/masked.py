@@ -3,7 +3,8 @@
 
 Training hides a fraction of the tokens, drawn from a cosine schedule, behind a [MASK] id and
 scores the predictions at the hidden positions. Sampling starts fully masked; each step draws
-every masked position and keeps the most confident draws, so that a cosine share stays masked.
+every masked position and keeps a cosine share of them: the next ones in a fixed order that a 2-D
+Halton sequence spreads over the grid (Besnier et al. 2025), or the most confident draws.
 """
 
 from __future__ import annotations
@@ -24,6 +25,27 @@ def schedule(fraction: torch.Tensor | float) -> torch.Tensor:
 def ranks(scores: torch.Tensor) -> torch.Tensor:
     """The rank of each entry within its row, 0 for the smallest."""
     return scores.argsort(1).argsort(1)
+
+
+def halton_turns(h: int, w: int) -> torch.Tensor:
+    """(h * w,) each position's turn in the order a 2-D Halton sequence (bases 2 and 3) first visits the
+    cells of an h x w grid: at every stage the visited cells are spread evenly, so the tokens decided
+    in one step are as far apart, and as independent, as the grid allows."""
+
+    def radical_inverse(i: int, base: int) -> float:
+        out, scale = 0.0, 1.0
+        while i:
+            scale /= base
+            out += scale * (i % base)
+            i //= base
+        return out
+
+    turns, i = torch.full((h * w,), -1, dtype=torch.long), 1
+    for turn in range(h * w):
+        while turns[cell := int(radical_inverse(i, 2) * h) * w + int(radical_inverse(i, 3) * w)] >= 0:
+            i += 1
+        turns[cell] = turn
+    return turns
 
 
 def noised(b: int, t: int, device: torch.device | None = None) -> torch.Tensor:
@@ -53,11 +75,14 @@ def annealed(temperature: float, noise: float, progress: float) -> tuple[float, 
     return 1 + (temperature - 1) * progress, noise * (1 - progress)
 
 
+ORDERS = ("halton", "confidence")  # the orders in which a masked sampler decides positions
+
+
 class MaskedDiffusion(Prior):
     name = "masked"
     causal = False
     extra_ids = 1  # id `codebook_size` is [MASK]
-    settings = ("temperature", "steps", "confidence_noise")
+    settings = ("temperature", "steps", "confidence_noise", "order")
 
     def hide(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, targets) of (B, h, w) grids: the `noised` share of each grid's tokens is [MASK] in the
@@ -81,15 +106,20 @@ class MaskedDiffusion(Prior):
         temperature: float = 1.0,
         steps: int = 12,
         confidence_noise: float = 4.5,
+        order: str = "halton",
         generator=None,
         trajectory: bool = False,
     ) -> Draw:
-        """Parallel decoding in `steps` passes. Draws at a temperature going from 1 to `temperature`; a
-        draw's confidence is its log-probability plus Gumbel noise of scale `confidence_noise` (divided by
-        the temperature), annealed to 0 over the steps (see `annealed` and `confident_draws`)."""
+        """Parallel decoding in `steps` passes. Draws at a temperature going from 1 to `temperature`, and
+        keeps them in the `order` of `halton_turns` ('halton') or of their confidence ('confidence'): a
+        draw's log-probability plus Gumbel noise of scale `confidence_noise` (divided by the
+        temperature), annealed to 0 over the steps (see `annealed` and `confident_draws`)."""
         given, known = self._inputs(n, given, known)
         b, t = given.shape
         mask = self.codebook_size
+        if order not in ORDERS:
+            raise ValueError(f"order is {order!r}; use one of {', '.join(ORDERS)}.")
+        first = -halton_turns(*self.grid).to(given.device).float().expand(b, t)  # the earliest turn ranks highest
         x = torch.where(known, given, mask)
         unknown = (~known).sum(1)  # (B,)
         frames = [self._grids(x.masked_fill(x == mask, UNDECIDED))] if trajectory else None
@@ -100,6 +130,8 @@ class MaskedDiffusion(Prior):
                 break
             heat, shake = annealed(temperature, confidence_noise, (step + 1) / steps)
             draw, confidence = confident_draws(self.model(x)[0], heat, shake, generator)
+            if order == "halton":
+                confidence = first
             confidence = confidence.masked_fill(~masked, float("inf"))  # decided positions stay decided
             left = (unknown * schedule((step + 1) / steps)).floor().long()  # still masked after this step
             left = torch.minimum(left, masked.sum(1) - 1).clamp_min(0)  # and at least one decided per step
