@@ -58,7 +58,7 @@ def test_stage_help_shows_defaults_from_params_yaml(project):
     text = (
         (project / "params.yaml")
         .read_text()
-        .replace("temperature: 1.0\n  extra_noise", "temperature: 0.55\n  extra_noise")
+        .replace("temperature: 0.7\n  extra_noise", "temperature: 0.55\n  extra_noise")
     )
     (project / "params.yaml").write_text(text)
     out = vqgen("sample_diffusion", "--help", cwd=project).stdout
