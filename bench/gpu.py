@@ -169,10 +169,12 @@ def main(
     autocast = train.pick_precision(p.compute.precision, dev)
     train.setup(0, p.compute.threads)
     results = {}
-    chosen = models.split(",") if models else None
-    for name, (module, losses, objectives, n, tokens) in workloads(p, dev, batch or None).items():
-        if chosen and name not in chosen:
-            continue
+    work = workloads(p, dev, batch or None)
+    chosen = models.split(",") if models else list(work)
+    if unknown := set(chosen) - set(work):
+        raise SystemExit(f"--models names {', '.join(sorted(unknown))}; use some of {', '.join(work)}.")
+    for name in chosen:
+        module, losses, objectives, n, tokens = work[name]
         per_step = flops(module, losses, objectives)
         seconds = measure(module, losses, objectives, dev, steps, autocast, p.compute.compile)
         results[name] = {"seconds_per_step": seconds, "flops_per_step": per_step, "batch": n}

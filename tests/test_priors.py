@@ -335,6 +335,7 @@ def test_every_diffusion_process_is_a_registered_prior():
     from vqgen import config
 
     assert set(config.PROCESSES) <= set(PRIORS)
+    assert config.ORDERS == masked.ORDERS  # diffusion.order accepts what the masked sampler does
     assert {masked.MaskedDiffusion.name, uniform_x0.UniformX0Diffusion.name} <= set(config.PROCESSES)
 
 

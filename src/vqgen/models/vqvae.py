@@ -302,7 +302,7 @@ def losses(
     recon, _, qloss = model(x)
     mse = F.mse_loss(recon, x)
     out = {"mse": mse, "quantizer": qloss}
-    rec = pixel_loss(recon, x, edge_weight)
+    rec = pixel_loss(recon, x, edge_weight) if edge_weight else mse  # plain MSE: already computed
     if perceptual_weight and features is not None:
         out["perceptual"] = perceptual.feature_distance(features(x), features(recon))
         rec = rec + perceptual_weight * out["perceptual"]

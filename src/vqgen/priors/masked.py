@@ -119,7 +119,8 @@ class MaskedDiffusion(Prior):
         mask = self.codebook_size
         if order not in ORDERS:
             raise ValueError(f"order is {order!r}; use one of {', '.join(ORDERS)}.")
-        first = -halton_turns(*self.grid).to(given.device).float().expand(b, t)  # the earliest turn ranks highest
+        if order == "halton":
+            first = -halton_turns(*self.grid).to(given.device).float().expand(b, t)  # the earliest turn ranks highest
         x = torch.where(known, given, mask)
         unknown = (~known).sum(1)  # (B,)
         frames = [self._grids(x.masked_fill(x == mask, UNDECIDED))] if trajectory else None
