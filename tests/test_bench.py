@@ -1,6 +1,7 @@
 """Benchmarks still run: the tiny CPU version of bench/gpu.py, whose FLOP count MFU rests on, and the
 measurement of the attributes a tokenizer keeps."""
 
+import dataclasses
 import importlib.util
 import json
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vqgen import checkpoint
+from vqgen import checkpoint, config
 from vqgen.data import images
 from vqgen.models import vqvae
 
@@ -93,3 +94,20 @@ def test_the_kept_attributes_measurement_runs_on_a_store_and_reports_every_token
     }
     assert list(out["tokenizers"]) == tokenizers
     assert all(set(t) == {"glasses", "earrings", "beard"} for t in out["tokenizers"].values())
+
+
+def test_the_width_benchmark_times_the_pipelines_default_tokenizer_and_the_widths_it_names():
+    bench = load_bench("tokenizer_width")
+    p = config.VQVAE()  # the defaults params.yaml holds
+    shared = {f.name for f in dataclasses.fields(vqvae.VQVAEConfig)} & {f.name for f in dataclasses.fields(p)}
+    default = vqvae.VQVAE(vqvae.VQVAEConfig(**{k: getattr(p, k) for k in shared}))
+    assert tuple(default.cfg.width(level) for level in range(default.cfg.levels + 1)) == bench.DEFAULT
+    assert bench.tokenizer(bench.DEFAULT).state_dict().keys() == default.state_dict().keys()
+    assert all(
+        a.shape == b.shape
+        for a, b in zip(bench.tokenizer(bench.DEFAULT).state_dict().values(), default.state_dict().values())
+    )
+    for widths, _ in bench.ROWS:
+        encoder = bench.tokenizer(widths).encoder.net
+        convs = [m for m in encoder if isinstance(m, torch.nn.Conv2d)]  # the stem, then one per downsampling
+        assert tuple(c.out_channels for c in convs[: len(widths)]) == widths

@@ -1,0 +1,91 @@
+"""Benchmark: what a wider tokenizer costs. Times the tokenizer's training step at the default
+losses (edge-weighted pixel loss, the discriminator's perceptual features, batch 16 at 64 px, 8x8
+grid, channels-last as `train_vqvae` runs it) for per-level channel widths, in float32 and in bf16
+autocast, against the default widths (16, 32, 64, 64) timed first and last in the same run.
+
+Prints JSON: seconds per step, and each row's ratio to the mean of the default's two timings.
+Usage: python bench/tokenizer_width.py [--steps 60]
+"""
+
+import argparse
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+
+import torch
+
+from vqgen import train
+from vqgen.models import vqvae
+
+DEFAULT = (16, 32, 64, 64)  # widths at 64, 32, 16 and 8 px: 16 channels doubled per level, at most 4x
+ROWS = [
+    ((32, 32, 64, 64), False),  # twice the channels at full resolution only
+    ((16, 32, 64, 128), False),  # twice the channels at the grid's resolution only
+    ((32, 32, 64, 128), False),  # both
+    ((32, 64, 128, 128), False),  # `vqvae.channels=32`
+    (DEFAULT, True),
+    ((32, 64, 128, 128), True),
+]
+
+
+@dataclass
+class Widths(vqvae.VQVAEConfig):
+    widths: tuple[int, ...] = DEFAULT
+
+    def width(self, level: int) -> int:
+        return self.widths[level]
+
+
+def tokenizer(widths: tuple[int, ...]) -> vqvae.VQVAE:
+    """The default tokenizer (8x8 grid at 64 px) with these widths."""
+    return vqvae.VQVAE(Widths(channels=widths[0], widths=widths))
+
+
+def seconds_per_step(widths: tuple[int, ...], bf16: bool, steps: int, warm: int = 5) -> float:
+    torch.manual_seed(0)
+    fast = dict(memory_format=torch.channels_last)
+    model = tokenizer(widths).to(**fast)
+    disc = vqvae.Discriminator().to(**fast)
+    opts = [train.adamw(m, 1e-3, betas=(0.5, 0.9)) for m in (model, disc)]
+    x = (torch.rand(16, 3, 64, 64) * 2 - 1).contiguous(memory_format=torch.channels_last)
+    for i in range(warm + steps):
+        if i == warm:
+            start = time.perf_counter()
+        with torch.autocast("cpu", torch.bfloat16) if bf16 else contextlib.nullcontext():
+            out = vqvae.losses(model, disc, x, 0.1, 0.0, True, None, 4.0)
+        for opt in opts:
+            opt.zero_grad()
+        (out["loss"] + out["d_loss"]).backward()
+        for opt in opts:
+            opt.step()
+    return (time.perf_counter() - start) / steps
+
+
+def main(steps: int) -> None:
+    train.setup(0)
+    first = seconds_per_step(DEFAULT, False, steps)
+    rows = [(w, bf16, seconds_per_step(w, bf16, steps)) for w, bf16 in ROWS]
+    last = seconds_per_step(DEFAULT, False, steps)
+    base = (first + last) / 2
+    out = {
+        "threads": torch.get_num_threads(),
+        "steps": steps,
+        "default_s_per_step": [round(first, 4), round(last, 4)],
+        "rows": [
+            {
+                "widths": "/".join(map(str, w)),
+                "precision": "bf16" if bf16 else "fp32",
+                "s_per_step": round(s, 4),
+                "ratio": round(s / base, 2),
+            }
+            for w, bf16, s in rows
+        ],
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60)
+    main(parser.parse_args().steps)
