@@ -1,5 +1,5 @@
 """Benchmarks still run: the tiny CPU version of bench/gpu.py, whose FLOP count MFU rests on, and the
-measurement of the attributes a tokenizer keeps."""
+measurement of the attributes a tokenizer keeps; the width benchmark's peer is the default tokenizer."""
 
 import dataclasses
 import importlib.util
