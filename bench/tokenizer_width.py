@@ -1,7 +1,7 @@
-"""Benchmark: what a wider tokenizer costs. Times the tokenizer's training step at the default
-losses (edge-weighted pixel loss, the discriminator's perceptual features, batch 16 at 64 px, 8x8
-grid, channels-last as `train_vqvae` runs it) for per-level channel widths, in float32 and in bf16
-autocast, against the default widths (16, 32, 64, 64) timed first and last in the same run.
+"""Benchmark: what a wider tokenizer costs. Times the tokenizer's training step at params.yaml's
+defaults (losses, batch, image size, optimizer; channels-last as `train_vqvae` runs it) for
+per-level channel widths, in float32 and in bf16 autocast, against the default widths (16, 32, 64,
+64) timed first and last in the same run.
 
 Prints JSON: seconds per step, and each row's ratio to the mean of the default's two timings.
 Usage: python bench/tokenizer_width.py [--steps 60]
@@ -9,14 +9,17 @@ Usage: python bench/tokenizer_width.py [--steps 60]
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import time
-from dataclasses import dataclass
 
 import torch
 
-from vqgen import train
+from stages import common, train_vqvae
+from vqgen import config, train
 from vqgen.models import vqvae
+
+P = config.Params()  # the defaults params.yaml holds
 
 DEFAULT = (16, 32, 64, 64)  # widths at 64, 32, 16 and 8 px: 16 channels doubled per level, at most 4x
 ROWS = [
@@ -29,7 +32,7 @@ ROWS = [
 ]
 
 
-@dataclass
+@dataclasses.dataclass
 class Widths(vqvae.VQVAEConfig):
     widths: tuple[int, ...] = DEFAULT
 
@@ -38,22 +41,24 @@ class Widths(vqvae.VQVAEConfig):
 
 
 def tokenizer(widths: tuple[int, ...]) -> vqvae.VQVAE:
-    """The default tokenizer (8x8 grid at 64 px) with these widths."""
-    return vqvae.VQVAE(Widths(channels=widths[0], widths=widths))
+    """The default tokenizer with these widths."""
+    return vqvae.VQVAE(Widths(**dataclasses.asdict(train_vqvae.config(P)), widths=widths))
 
 
 def seconds_per_step(widths: tuple[int, ...], bf16: bool, steps: int, warm: int = 5) -> float:
     torch.manual_seed(0)
+    v = P.vqvae
     fast = dict(memory_format=torch.channels_last)
     model = tokenizer(widths).to(**fast)
     disc = vqvae.Discriminator().to(**fast)
-    opts = [train.adamw(m, 1e-3, betas=(0.5, 0.9)) for m in (model, disc)]
-    x = (torch.rand(16, 3, 64, 64) * 2 - 1).contiguous(memory_format=torch.channels_last)
+    opts = [common.optimizer(m, v) for m in (model, disc)]
+    size = P.data.image_size
+    x = (torch.rand(v.batch_size, 3, size, size) * 2 - 1).contiguous(memory_format=torch.channels_last)
     for i in range(warm + steps):
         if i == warm:
             start = time.perf_counter()
         with torch.autocast("cpu", torch.bfloat16) if bf16 else contextlib.nullcontext():
-            out = vqvae.losses(model, disc, x, 0.1, 0.0, True, None, 4.0)
+            out = vqvae.losses(model, disc, x, v.perceptual_weight, v.adversarial_weight, True, None, v.edge_weight)
         for opt in opts:
             opt.zero_grad()
         (out["loss"] + out["d_loss"]).backward()

@@ -1,7 +1,6 @@
 """Benchmarks still run: the tiny CPU version of bench/gpu.py, whose FLOP count MFU rests on, and the
 measurement of the attributes a tokenizer keeps; the width benchmark's peer is the default tokenizer."""
 
-import dataclasses
 import importlib.util
 import json
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stages import train_vqvae
 from vqgen import checkpoint, config
 from vqgen.data import images
 from vqgen.models import vqvae
@@ -98,9 +98,7 @@ def test_the_kept_attributes_measurement_runs_on_a_store_and_reports_every_token
 
 def test_the_width_benchmark_times_the_pipelines_default_tokenizer_and_the_widths_it_names():
     bench = load_bench("tokenizer_width")
-    p = config.VQVAE()  # the defaults params.yaml holds
-    shared = {f.name for f in dataclasses.fields(vqvae.VQVAEConfig)} & {f.name for f in dataclasses.fields(p)}
-    default = vqvae.VQVAE(vqvae.VQVAEConfig(**{k: getattr(p, k) for k in shared}))
+    default = vqvae.VQVAE(train_vqvae.config(config.Params()))  # as `train_vqvae` builds it from params.yaml
     assert tuple(default.cfg.width(level) for level in range(default.cfg.levels + 1)) == bench.DEFAULT
     assert bench.tokenizer(bench.DEFAULT).state_dict().keys() == default.state_dict().keys()
     assert all(
