@@ -15,7 +15,6 @@ import time
 
 import torch
 
-from stages import common, train_vqvae
 from vqgen import config, train
 from vqgen.models import vqvae
 
@@ -42,7 +41,7 @@ class Widths(vqvae.VQVAEConfig):
 
 def tokenizer(widths: tuple[int, ...]) -> vqvae.VQVAE:
     """The default tokenizer with these widths."""
-    return vqvae.VQVAE(Widths(**dataclasses.asdict(train_vqvae.config(P)), widths=widths))
+    return vqvae.VQVAE(Widths(**dataclasses.asdict(P.vqvae.model_config()), widths=widths))
 
 
 def seconds_per_step(widths: tuple[int, ...], bf16: bool, steps: int, warm: int = 5) -> float:
@@ -51,7 +50,7 @@ def seconds_per_step(widths: tuple[int, ...], bf16: bool, steps: int, warm: int 
     fast = dict(memory_format=torch.channels_last)
     model = tokenizer(widths).to(**fast)
     disc = vqvae.Discriminator().to(**fast)
-    opts = [common.optimizer(m, v) for m in (model, disc)]
+    opts = [train.optimizer(m, v) for m in (model, disc)]
     size = P.data.image_size
     x = (torch.rand(v.batch_size, 3, size, size) * 2 - 1).contiguous(memory_format=torch.channels_last)
     for i in range(warm + steps):

@@ -4,23 +4,22 @@ over these tokens can reach, `rfd`)."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from stages import common, judging
+from stages import common
+from vqgen import judge, layout
 from vqgen.config import Params
 from vqgen.data import images
+from vqgen.pipeline import Pipeline
 
-PARAMS = judging.PARAMS
+PARAMS = judge.PARAMS
 
 
 def run(p: Params) -> None:
     dev = common.device(p, 0)
-    judge = judging.Judge(p, dev)
-    val = images.Split(common.IMAGES, "val")
-    floor = judge.measure(val)
-    vq = judging.tokenizer(dev)
-    recon = np.concatenate([judging.decode(vq, vq.encode(x.to(dev))) for x in images.batched(val[: judge.n])])
-    rec = judge.measure(recon)
+    critic = judge.Judge.of_run(p, dev)
+    val = images.Split(layout.IMAGES, "val")
+    floor = critic.measure(val)
+    pipe = Pipeline.from_run(".", dev, params=p, priors=())
+    rec = critic.measure(pipe.decode(pipe.encode(val[: critic.n])))
     common.write_metrics(
         "baselines",
         {

@@ -1,13 +1,15 @@
-"""The `vqgen` command: one subcommand per pipeline stage.
+"""The `vqgen` command: one subcommand per pipeline stage, and `generate`, `inpaint` and `info` for
+a trained run.
 
-Each subcommand has an option for every parameter its stage reads (`--ar.lr 3e-4`), whose
-shown default is the value in ./params.yaml; options override params.yaml for one run.
+Each stage's subcommand has an option for every parameter its stage reads (`--ar.lr 3e-4`), whose
+shown default is the value in ./params.yaml; options override params.yaml for one run. Help is
+click's plain layout, which wraps at any width and never cuts an option's name.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import errno
+import functools
 import importlib
 import inspect
 import json
@@ -20,14 +22,8 @@ import torch
 import typer
 import yaml
 
-from stages import common
-from vqgen import config, distributed, files
-from vqgen.checkpoint import CheckpointError
-from vqgen.data.celeba import LayoutError
-from vqgen.data.celeba_fetch import FetchError
-from vqgen.data.folder import FolderError
-from vqgen.data.tokens import ShardError
-from vqgen.weights import WeightsError
+from stages import common, user
+from vqgen import config, distributed, files, layout
 
 STAGES = (
     "download",
@@ -42,33 +38,16 @@ STAGES = (
     "baselines",
     "report",
 )
-DISK_ERRORS = {  # errno of a file that cannot be written -> what to do about it
-    errno.EACCES: "give this user write access to it, or run from a copy of the project you own",
-    errno.EPERM: "give this user write access to it, or run from a copy of the project you own",
-    errno.EROFS: "run from a copy of the project on a writable disk",
-    errno.ENOSPC: "free some space on that disk",
-    errno.EDQUOT: "free some space within your quota",
-}
 READ_LOG = "VQGEN_PARAMS_READ"  # names a file each stage appends the params.yaml keys it read to (for tests)
 TRAINING = {"train_vqvae": "vqvae", "train_ar": "ar", "train_diffusion": "diffusion", "train_evaluator": "evaluate"}
 RUNTIME = ("compute",)  # how to run, not what to compute: not a DVC dependency
-USER_ERRORS = (
-    config.ConfigError,
-    LayoutError,
-    FetchError,
-    FolderError,
-    ShardError,
-    FileNotFoundError,
-    FloatingPointError,
-    WeightsError,
-    CheckpointError,
-)
 
 app = typer.Typer(
-    help=__doc__.split("\n\n")[0] + " Run them all, in order, with `dvc repro`.",
+    help=__doc__.split("\n\n")[0].replace("\n", " ") + " Run the stages, in order, with `dvc repro`.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 
@@ -98,6 +77,9 @@ class _Reads:
         self._name, self._section, self._read = name, section, read
 
     def __getattr__(self, key: str):
+        method = getattr(type(self._section), key, None)
+        if callable(method):  # a method of the section reads its keys through this object
+            return functools.partial(method, self)
         self._read.add(f"{self._name}.{key}")
         return getattr(self._section, key)
 
@@ -125,7 +107,8 @@ def _command(name: str, module):
         section, field = key.split(".")
         kind = config.field_type(config.SECTIONS[section], field)
         names = [f"--{key}/--no-{key}"] if kind is bool else [f"--{key}"]  # a flag can be turned off too
-        option = typer.Option(None, *names, help=_help(key), show_default=str(getattr(getattr(shown, section), field)))
+        default = getattr(getattr(shown, section), field)
+        option = typer.Option(None, *names, help=f"{_help(key)}  [default: {default}]", show_default=False)
         params.append(
             inspect.Parameter(
                 key.replace(".", "__"),
@@ -136,7 +119,7 @@ def _command(name: str, module):
         )
 
     def command(**kwargs) -> None:
-        try:
+        with common.reported():
             p = config.load_params(kwargs.pop("params_file"))
             for ident, value in kwargs.items():
                 if value is not None:
@@ -144,7 +127,7 @@ def _command(name: str, module):
             p.validate()
             if _distribute(name, p):
                 return
-            if name not in ("download", "prepare") and common.IMAGES.exists():
+            if name not in ("download", "prepare") and layout.IMAGES.exists():
                 common.check_test_split(p)  # a later stage would fail at the judge, after all the training
             read = _noting_reads(p) if os.environ.get(READ_LOG) else None
             module.run(p)
@@ -156,17 +139,6 @@ def _command(name: str, module):
             if read is not None:
                 with open(os.environ[READ_LOG], "a") as log:
                     log.write(json.dumps({"stage": name, "read": sorted(read)}) + "\n")
-        except USER_ERRORS as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(1) from None
-        except OSError as e:
-            if e.errno not in DISK_ERRORS:
-                raise
-            typer.echo(
-                f"error: {e.filename or 'a file'} could not be written ({e.strerror}); {DISK_ERRORS[e.errno]}.",
-                err=True,
-            )
-            raise typer.Exit(1) from None
 
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = {p.name: p.annotation for p in params}
@@ -211,7 +183,7 @@ def preset(
 ) -> None:
     """Set the parameter file to a preset's values, keeping every other value and the comments; then
     run `dvc exp run` (or `dvc repro`)."""
-    try:
+    with common.reported():
         source = PRESETS / f"{name}.yaml"
         if not source.is_file():
             known = ", ".join(sorted(f.stem for f in PRESETS.glob("*.yaml"))) or "none here"
@@ -223,15 +195,14 @@ def preset(
         config.parse_params(yaml.safe_load(text))  # a preset that would break the file changes nothing
         with files.writing(params_file) as tmp:
             tmp.write_text(text)
-    except USER_ERRORS as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
     typer.echo(f"{params_file}: {len(changes)} values set from {source}; now run `dvc exp run` (or `dvc repro`).")
 
 
 for _name in STAGES:
     _module = importlib.import_module(f"stages.{_name}")
     app.command(name=_name, help=_module.__doc__)(_command(_name, _module))
+for _user_command in (user.generate, user.inpaint, user.info):
+    app.command()(_user_command)
 
 
 if __name__ == "__main__":  # torchrun starts each training process as `python -m stages.cli <stage>`

@@ -1,36 +1,70 @@
-"""What every stage shares: output paths, progress bars, DVCLive, metrics files, devices."""
+"""What every stage shares: progress bars, DVCLive, metrics files (with the stage's wall time), devices."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import importlib
 import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from vqgen import checkpoint, config, distributed, train
+from vqgen import checkpoint, config, distributed, judge, layout, train
+from vqgen.checkpoint import CheckpointError
 from vqgen.config import ConfigError, Params
+from vqgen.data.celeba import LayoutError
+from vqgen.data.celeba_fetch import FetchError
+from vqgen.data.folder import FolderError
+from vqgen.data.tokens import ShardError
 from vqgen.files import writing
+from vqgen.weights import WeightsError
 
-RAW = Path("data/raw")
-IMAGES = Path("data/images.h5")
-TOKENS = Path("data/tokens")
-VQVAE = Path("models/vqvae.safetensors")
-AR = Path("models/ar.safetensors")
-DIFFUSION = Path("models/diffusion.safetensors")
-EVALUATOR = Path("models/evaluator.safetensors")
-MODELS = {"ar": AR, "diffusion": DIFFUSION}  # each prior's checkpoint, by its params.yaml section
-FIGURES = Path("figures")
-SAMPLES = Path("samples")
-METRICS = Path("metrics")
-RESUME = Path("scratch/resume")  # a training stage's saved state, outside its DVC outputs (DVC deletes those)
+DISK_ERRORS = {  # errno of a file that cannot be written -> what to do about it
+    errno.EACCES: "give this user write access to it, or run from a copy of the project you own",
+    errno.EPERM: "give this user write access to it, or run from a copy of the project you own",
+    errno.EROFS: "run from a copy of the project on a writable disk",
+    errno.ENOSPC: "free some space on that disk",
+    errno.EDQUOT: "free some space within your quota",
+}
+USER_ERRORS = (
+    ConfigError,
+    LayoutError,
+    FetchError,
+    FolderError,
+    ShardError,
+    FileNotFoundError,
+    FloatingPointError,
+    WeightsError,
+    CheckpointError,
+)
+STARTED = time.perf_counter()  # when this stage's process started: its metrics record the seconds since
+
+
+@contextlib.contextmanager
+def reported() -> Iterator[None]:
+    """A user's error as one line on stderr and exit status 1: a bad value, a missing or damaged input,
+    a file that cannot be written; anything else is a bug and keeps its traceback."""
+    try:
+        yield
+    except USER_ERRORS as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as e:
+        if e.errno not in DISK_ERRORS:
+            raise
+        typer.echo(
+            f"error: {e.filename or 'a file'} could not be written ({e.strerror}); {DISK_ERRORS[e.errno]}.", err=True
+        )
+        raise typer.Exit(1) from None
 
 
 @contextlib.contextmanager
@@ -55,15 +89,7 @@ def progress(total: int, description: str) -> Iterator:
 
 def check_test_split(p: Params) -> int:
     """The number of test images in the image store, refused if fewer than the judge compares."""
-    from vqgen.data import images
-
-    count = len(images.Split(IMAGES, "test", memory_limit=0))
-    if count < p.evaluate.num_samples:
-        raise ConfigError(
-            f"evaluate.num_samples is {p.evaluate.num_samples} but the test split holds {count} "
-            f"images; use at most {count}, or more data."
-        )
-    return count
+    return judge.test_images(layout.IMAGES, p.evaluate.num_samples)
 
 
 def resume(
@@ -88,15 +114,10 @@ def resume(
         files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
         for f in files:
             digest.update(checkpoint.sha256(f).encode())
-    path = RESUME / f"{stage}-{digest.hexdigest()[:16]}.pt"
+    path = layout.RESUME / f"{stage}-{digest.hexdigest()[:16]}.pt"
     if path.is_file() and distributed.is_main():
         print(f"resuming {stage} from {path}, saved by a run that stopped", file=sys.stderr)
     return train.Resume(path, p.compute.checkpoint_every, modules, generators or {}, streams or {})
-
-
-def optimizer(model: torch.nn.Module, s: config.Optimised) -> torch.optim.AdamW:
-    """AdamW at the section's peak rate, betas and weight decay."""
-    return train.adamw(model, s.lr, s.weight_decay, (s.beta1, s.beta2))
 
 
 def loop(p: Params, s: config.Optimised, dev: torch.device) -> dict:
@@ -120,7 +141,7 @@ def compiled(p: Params, module: torch.nn.Module) -> torch.nn.Module:
 
 def clear_resume(stage: str) -> None:
     """Delete the saved states of `stage`: it has finished, and its outputs are written."""
-    for path in RESUME.glob(f"{stage}-*.pt"):
+    for path in layout.RESUME.glob(f"{stage}-*.pt"):
         path.unlink()
 
 
@@ -150,8 +171,9 @@ def write_json(path: Path, value) -> Path:
 
 
 def write_metrics(name: str, values: dict[str, float]) -> Path:
-    """metrics/{name}.json: flat keys, numbers only."""
-    return write_json(METRICS / f"{name}.json", {k: float(v) for k, v in values.items()})
+    """metrics/{name}.json: flat keys, numbers only, and `seconds`, the stage's wall time so far."""
+    values = {**values, "seconds": time.perf_counter() - STARTED}
+    return write_json(layout.METRICS / f"{name}.json", {k: float(v) for k, v in values.items()})
 
 
 @contextlib.contextmanager

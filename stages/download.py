@@ -8,6 +8,7 @@ import warnings
 import typer
 
 from stages import common
+from vqgen import layout
 from vqgen.config import Params
 from vqgen.data import celeba, celeba_fetch, folder, synthetic
 
@@ -28,7 +29,7 @@ def run(p: Params) -> None:
     if d.source == "synthetic":
         with common.progress(d.synthetic_count, "drawing faces") as advance:
             synthetic.write_synthetic(
-                common.RAW, d.synthetic_count, d.seed, workers=common.workers(p), progress=advance
+                layout.RAW, d.synthetic_count, d.seed, workers=common.workers(p), progress=advance
             )
     elif d.source == "celeba":
         with (
@@ -36,7 +37,7 @@ def run(p: Params) -> None:
             warnings.catch_warnings(record=True) as caught,
         ):
             warnings.simplefilter("always", celeba_fetch.FetchWarning)
-            celeba_fetch.fetch(common.RAW, d.celeba_dir or None, progress=advance)
+            celeba_fetch.fetch(layout.RAW, d.celeba_dir or None, progress=advance)
         for warning in caught:
             typer.echo(f"warning: {warning.message}", err=True)
     else:
@@ -47,4 +48,6 @@ def run(p: Params) -> None:
         for line in folder.warnings(scan):
             typer.echo(f"warning: {line}", err=True)
         folder.check_splits(scan, d.val_fraction, d.test_fraction)
-        folder.write_import(scan, common.RAW)
+        folder.write_import(scan, layout.RAW)
+    listed = layout.RAW / ("images" if d.source == "folder" else "img_align_celeba")
+    common.write_metrics("download", {"images": sum(1 for f in listed.rglob("*") if f.is_file())})

@@ -8,23 +8,22 @@ import numpy as np
 import torch
 
 from stages import common
-from vqgen import checkpoint
+from vqgen import checkpoint, layout, tokenizer
 from vqgen.config import Params
 from vqgen.data import images, tokens
 from vqgen.files import building
-from vqgen.models import vqvae
 
 PARAMS = ("encode",)
 
 
 def run(p: Params) -> None:
     dev = common.device(p, 0)
-    model, _ = checkpoint.load(common.VQVAE, vqvae.VQVAE, vqvae.VQVAEConfig, dev)
+    model = tokenizer.load(layout.VQVAE, dev)
     model.to(memory_format=torch.channels_last)
-    tokenizer = checkpoint.sha256(common.VQVAE)
-    with building(common.TOKENS) as tmp:
+    sha, counts = checkpoint.sha256(layout.VQVAE), {}
+    with building(layout.TOKENS) as tmp:
         for split in images.SPLITS:
-            data = images.Split(common.IMAGES, split, memory_limit=0)
+            data = images.Split(layout.IMAGES, split, memory_limit=0)
             views = (False, True) if split == "train" and p.encode.mirror else (False,)
             grids = []
             with common.progress(len(data) * len(views), f"encoding {split}") as advance:
@@ -35,6 +34,7 @@ def run(p: Params) -> None:
                         advance(len(grids[-1]))
             h = w = data.shape[1] // model.cfg.downsample
             grid = np.concatenate(grids) if grids else np.zeros((0, h, w), np.int64)
+            counts[f"{split}_grids"] = len(grid)
             tokens.write_shards(
                 tmp,
                 split,
@@ -42,6 +42,7 @@ def run(p: Params) -> None:
                 np.concatenate([data.attributes] * len(views)),
                 np.concatenate([data.source_index] * len(views)),
                 model.cfg.codebook_size,
-                tokenizer,
+                sha,
                 p.encode.shard_size,
             )
+    common.write_metrics("encode", counts)

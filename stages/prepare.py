@@ -9,6 +9,7 @@ import numpy as np
 import typer
 
 from stages import common
+from vqgen import layout
 from vqgen.config import Params
 from vqgen.data import celeba, folder, images
 
@@ -18,11 +19,11 @@ PARAMS = ("data.source", "data.crop_size", "data.image_size", "evaluate.num_samp
 def run(p: Params) -> None:
     d = p.data
     if d.source == "folder":
-        paths, split, counts = folder.read_import(common.RAW)
+        paths, split, counts = folder.read_import(layout.RAW)
         attrs, names = np.zeros((len(paths), 0), np.int8), []
         load = functools.partial(folder.load_square, size=d.image_size)
     else:
-        paths, table, part = celeba.read_layout(common.RAW, missing_ok=True)
+        paths, table, part = celeba.read_layout(layout.RAW, missing_ok=True)
         split, attrs, names = part.to_numpy().astype(np.uint8), table.to_numpy(), list(table.columns)
         counts = {"found": len(paths), "used": len(paths)}
         load = functools.partial(images.load_face, crop=d.crop_size, size=d.image_size)
@@ -31,7 +32,7 @@ def run(p: Params) -> None:
     start = time.perf_counter()
     with common.progress(len(paths), "resizing images") as advance:
         failed = images.build_store(
-            common.IMAGES,
+            layout.IMAGES,
             paths,
             attrs,
             names,
@@ -90,5 +91,5 @@ def _check_sizes(split: np.ndarray, least: tuple[int, ...], before: str, fix: st
             raise celeba.LayoutError(
                 f"{before}the {name} split holds {count} images, fewer than the {needed} "
                 + ("the judge compares (evaluate.num_samples); lower it, or " if judged else "it needs; ")
-                + f"{fix} in {common.RAW}."
+                + f"{fix} in {layout.RAW}."
             )

@@ -7,10 +7,9 @@ import math
 import torch
 
 from stages import common
-from vqgen import checkpoint, distributed, render, train
+from vqgen import checkpoint, distributed, layout, render, tokenizer, train
 from vqgen.config import Params
-from vqgen.data import images, tokens
-from vqgen.models import vqvae
+from vqgen.data import tokens
 from vqgen.priors import PRIORS, Prior
 
 TRAINING_KEYS = (
@@ -21,20 +20,20 @@ TRAINING_KEYS = (
 
 def load_split(split: str) -> tuple[torch.Tensor, int]:
     """A split's token grids (N, h, w) as int64, checked against the tokenizer checkpoint, and the codebook size."""
-    k = checkpoint.metadata(common.VQVAE)["config"]["codebook_size"]
-    shards = tokens.read_shards(common.TOKENS, split, k, checkpoint.sha256(common.VQVAE))
+    k = checkpoint.metadata(layout.VQVAE)["config"]["codebook_size"]
+    shards = tokens.read_shards(layout.TOKENS, split, k, checkpoint.sha256(layout.VQVAE))
     return torch.from_numpy(shards["tokens"].astype("int64")), k
 
 
 def samples(prior: Prior, dev: torch.device, count: int = 16):
     """A function making a grid of `count` samples of `prior` as it stands, drawn at the sampler's
     defaults from a fixed seed (so previews at different steps compare), decoded by the tokenizer."""
-    tokenizer = checkpoint.load(common.VQVAE, vqvae.VQVAE, vqvae.VQVAEConfig, dev)[0].eval()
+    vq = tokenizer.load(layout.VQVAE, dev)
 
     def make():
         with common.evaluating(prior.model):
             draw = prior.sample(count, generator=torch.Generator(dev).manual_seed(0))
-            return render.grid(images.to_uint8(tokenizer.decode(draw.tokens)), cols=8)
+            return render.grid(tokenizer.decode(vq, draw.tokens), cols=8)
 
     return make
 
@@ -46,14 +45,12 @@ def run(p: Params, section: str, prior_name: str, options: dict | None = None) -
     dev = common.device(p, s.seed)
     data, k = load_split("train")
     val, _ = load_split("val")
-    prior = PRIORS[prior_name].create(
-        k, tuple(data.shape[1:]), options, n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd, dropout=s.dropout
-    )
+    prior = PRIORS[prior_name].create(k, tuple(data.shape[1:]), options, **s.sizes())
     model = prior.model.to(dev)
-    opt = common.optimizer(model, s)
+    opt = train.optimizer(model, s)
     stream = train.Batches(data, s.batch_size, torch.Generator().manual_seed(s.seed))
     resume = common.resume(
-        f"train_{section}", p, [common.VQVAE, common.TOKENS], {"model": model}, streams={"data": stream}
+        f"train_{section}", p, [layout.VQVAE, layout.TOKENS], {"model": model}, streams={"data": stream}
     )
 
     shown = samples(PRIORS[prior_name](model, prior.grid, **prior.options()), dev) if distributed.is_main() else None
@@ -90,5 +87,5 @@ def run(p: Params, section: str, prior_name: str, options: dict | None = None) -
         },
     )
     checkpoint.save(
-        common.MODELS[section], model, model.cfg, **prior.metadata(), tokenizer=checkpoint.sha256(common.VQVAE)
+        layout.MODELS[section], model, model.cfg, **prior.metadata(), tokenizer=checkpoint.sha256(layout.VQVAE)
     )

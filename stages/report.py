@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 
-import h5py
-
 from stages import common
-from vqgen import render
+from vqgen import layout, render
 from vqgen.config import Params
+from vqgen.data import samples
 
 PARAMS = ("evaluate.num_samples",)  # shown in the report's notes
 COLUMNS = (
@@ -23,7 +22,7 @@ COLUMNS = (
     "seconds_per_image",
     "seconds_per_image_batch1",
 )
-PRIORS = ("ar", "diffusion")  # params.yaml sections of the priors, as in common.MODELS
+PRIORS = tuple(layout.MODELS)  # params.yaml sections of the priors
 FIGURES = (
     ("VQ-VAE reconstructions (real | reconstruction)", "reconstructions.png"),
     ("Speed and quality: fd against seconds per image (sampling and decoding)", "frontier.png"),
@@ -40,7 +39,7 @@ FIGURES = (
 
 
 def _metrics(name: str) -> dict[str, float]:
-    return json.loads((common.METRICS / f"{name}.json").read_text())
+    return json.loads((layout.METRICS / f"{name}.json").read_text())
 
 
 def run(p: Params) -> None:
@@ -56,24 +55,25 @@ def run(p: Params) -> None:
     }
     frontier = {}
     for section in PRIORS:
-        points = json.loads((common.METRICS / "frontier" / f"{section}.json").read_text())
+        points = json.loads((layout.METRICS / "frontier" / f"{section}.json").read_text())
         name = "autoregressive prior" if section == "ar" else f"{points[0]['prior']} diffusion prior"
         rows[name] = {**_metrics(f"sample_{section}"), "bits_per_token": _metrics(section)["val_bits_per_token"]}
         frontier[name] = points
-    render.frontier(common.FIGURES / "frontier.png", frontier)
-    with h5py.File(common.SAMPLES / "ar.h5") as ar, h5py.File(common.SAMPLES / "diffusion.h5") as diffusion:
-        render.panels(
-            common.FIGURES / "completion_half.png",
+    render.frontier(layout.FIGURES / "frontier.png", frontier)
+    ar = samples.read(layout.SAMPLES / "ar.h5", "completion_half", "reconstructions")
+    diffusion = samples.read(layout.SAMPLES / "diffusion.h5", "completion_half")
+    render.panels(
+        layout.FIGURES / "completion_half.png",
+        [
             [
-                [
-                    ("autoregressive", ar["completion_half"][:]),
-                    ("diffusion", diffusion["completion_half"][:]),
-                    ("VQ-VAE reconstructions", ar["reconstructions"][:]),
-                ]
-            ],
-            cols=3,
-            title="Completion from the first half of the token rows",
-        )
+                ("autoregressive", ar["completion_half"]),
+                ("diffusion", diffusion["completion_half"]),
+                ("VQ-VAE reconstructions", ar["reconstructions"]),
+            ]
+        ],
+        cols=3,
+        title="Completion from the first half of the token rows",
+    )
     vq, judge = _metrics("vqvae"), _metrics("evaluator")
     notes = [
         f"Measured on {p.evaluate.num_samples} images per set against real test images, in the feature "
@@ -95,4 +95,5 @@ def run(p: Params) -> None:
             "(set evaluate.inception_weights; nothing is ever downloaded)."
         ),
     ]
-    render.report(common.FIGURES / "report.md", "vqgen: comparison report", rows, COLUMNS, notes, FIGURES)
+    render.report(layout.FIGURES / "report.md", "vqgen: comparison report", rows, COLUMNS, notes, FIGURES)
+    common.write_metrics("report", {})

@@ -3,10 +3,11 @@ first token rows (half, quarter, first token), timings and the judge's measures.
 
 from __future__ import annotations
 
-from stages import judging, sampling
+from stages import sampling
+from vqgen import judge
 from vqgen.config import Params
 
-PARAMS = ("ar.temperature", "ar.top_k", "sample", *judging.PARAMS)
+PARAMS = ("ar.temperature", "ar.top_k", "sample", *judge.PARAMS)
 
 
 def run(p: Params) -> None:

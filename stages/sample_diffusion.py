@@ -5,7 +5,8 @@ and the judge's measures."""
 
 from __future__ import annotations
 
-from stages import judging, sampling
+from stages import sampling
+from vqgen import judge
 from vqgen.config import Params
 
 PARAMS = (
@@ -15,7 +16,7 @@ PARAMS = (
     "diffusion.order",
     "diffusion.confidence_noise",
     "sample",
-    *judging.PARAMS,
+    *judge.PARAMS,
 )
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import torch
 
 from stages import common
-from vqgen import checkpoint, distributed, train
+from vqgen import checkpoint, distributed, layout, train
 from vqgen.config import Params
 from vqgen.data import images
 from vqgen.models import evaluator
-from vqgen.models.evaluator import Evaluator, EvaluatorConfig, augment, rotate
+from vqgen.models.evaluator import Evaluator, augment, rotate
 
 PARAMS = (
     *(f"evaluate.{k}" for k in ("width", "max_iters", "batch_size", "lr", "weight_decay", "seed")),
@@ -21,11 +21,11 @@ PARAMS = (
 def run(p: Params) -> None:
     e = p.evaluate
     dev = common.device(p, e.seed)
-    tr, val = images.Split(common.IMAGES, "train", common.memory_limit(p)), images.Split(common.IMAGES, "val")
+    tr, val = images.Split(layout.IMAGES, "train", common.memory_limit(p)), images.Split(layout.IMAGES, "val")
     names, y = tr.attribute_names, torch.from_numpy(tr.attributes).float()
     fast = dict(device=dev, memory_format=torch.channels_last)  # faster convolutions on CPU
-    model = Evaluator(EvaluatorConfig(num_attributes=len(names), width=e.width)).to(**fast)
-    opt = common.optimizer(model, e)
+    model = Evaluator(e.model_config(len(names))).to(**fast)
+    opt = train.optimizer(model, e)
     gen = torch.Generator().manual_seed(e.seed)
 
     def prepare(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,7 +33,7 @@ def run(p: Params) -> None:
         return (xb, y[rows]) if names else rotate(xb, gen)
 
     stream = train.Batches(torch.arange(len(tr)), e.batch_size, gen, prepare)
-    resume = common.resume("train_evaluator", p, [common.IMAGES], {"model": model}, {"gen": gen}, {"data": stream})
+    resume = common.resume("train_evaluator", p, [layout.IMAGES], {"model": model}, {"gen": gen}, {"data": stream})
     net = common.compiled(p, model)
 
     def losses(it: int) -> dict[str, torch.Tensor]:
@@ -61,4 +61,4 @@ def run(p: Params) -> None:
     else:
         metrics = {"val_accuracy": float((logits.argmax(1) == torch.cat(turns)).float().mean())}
     common.write_metrics("evaluator", {**metrics, "world_size": distributed.world()})
-    checkpoint.save(common.EVALUATOR, model, model.cfg)
+    checkpoint.save(layout.EVALUATOR, model, model.cfg)

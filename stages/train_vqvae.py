@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from stages import common
-from vqgen import checkpoint, distributed, evaluate, render, train, weights
+from vqgen import checkpoint, distributed, evaluate, layout, render, train, weights
 from vqgen.config import Params
 from vqgen.data import images
 from vqgen.models import vqvae
@@ -14,30 +14,14 @@ from vqgen.models import vqvae
 PARAMS = ("data.image_size", "vqvae")
 
 
-def config(p: Params) -> vqvae.VQVAEConfig:
-    v = p.vqvae
-    return vqvae.VQVAEConfig(
-        channels=v.channels,
-        downsample=v.downsample,
-        res_blocks=v.res_blocks,
-        codebook_size=v.codebook_size,
-        code_dim=v.code_dim,
-        beta=v.beta,
-        ema_decay=v.ema_decay,
-        factor_dim=v.factor_dim,
-        l2_codes=v.l2_codes,
-        dead_code_fraction=v.dead_code_fraction,
-    )
-
-
 def run(p: Params) -> None:
     v = p.vqvae
     dev = common.device(p, v.seed)
-    data, val = images.Split(common.IMAGES, "train", common.memory_limit(p)), images.Split(common.IMAGES, "val")
+    data, val = images.Split(layout.IMAGES, "train", common.memory_limit(p)), images.Split(layout.IMAGES, "val")
     fast = dict(device=dev, memory_format=torch.channels_last)  # about 2x faster convolutions on CPU
-    model, disc = vqvae.VQVAE(config(p)).to(**fast), vqvae.Discriminator().to(**fast)
+    model, disc = vqvae.VQVAE(v.model_config()).to(**fast), vqvae.Discriminator().to(**fast)
     features = weights.frozen_vgg(v.perceptual_weights).to(**fast) if v.perceptual_weights else None
-    opt_g, opt_d = common.optimizer(model, v), common.optimizer(disc, v)
+    opt_g, opt_d = train.optimizer(model, v), train.optimizer(disc, v)
     mirror = torch.Generator().manual_seed(v.seed + 1)
 
     def prepare(rows: torch.Tensor) -> torch.Tensor:
@@ -46,7 +30,7 @@ def run(p: Params) -> None:
 
     stream = train.Batches(torch.arange(len(data)), v.batch_size, torch.Generator().manual_seed(v.seed), prepare)
     resume = common.resume(
-        "train_vqvae", p, [common.IMAGES], {"model": model, "disc": disc}, {"mirror": mirror}, {"data": stream}
+        "train_vqvae", p, [layout.IMAGES], {"model": model, "disc": disc}, {"mirror": mirror}, {"data": stream}
     )
     net, critic = common.compiled(p, model), common.compiled(p, disc)
 
@@ -88,5 +72,5 @@ def run(p: Params) -> None:
             "world_size": distributed.world(),
         },
     )
-    checkpoint.save(common.VQVAE, model, model.cfg, image_size=p.data.image_size)
-    render.pairs(common.FIGURES / "reconstructions.png", val[:32], images.to_uint8(first))
+    checkpoint.save(layout.VQVAE, model, model.cfg, image_size=p.data.image_size)
+    render.pairs(layout.FIGURES / "reconstructions.png", val[:32], images.to_uint8(first))

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stages import train_vqvae
 from vqgen import checkpoint, config
 from vqgen.data import images
 from vqgen.models import vqvae
@@ -98,7 +97,7 @@ def test_the_kept_attributes_measurement_runs_on_a_store_and_reports_every_token
 
 def test_the_width_benchmark_times_the_pipelines_default_tokenizer_and_the_widths_it_names():
     bench = load_bench("tokenizer_width")
-    default = vqvae.VQVAE(train_vqvae.config(config.Params()))  # as `train_vqvae` builds it from params.yaml
+    default = vqvae.VQVAE(config.Params().vqvae.model_config())  # as `train_vqvae` builds it from params.yaml
     assert tuple(default.cfg.width(level) for level in range(default.cfg.levels + 1)) == bench.DEFAULT
     assert bench.tokenizer(bench.DEFAULT).state_dict().keys() == default.state_dict().keys()
     assert all(

@@ -64,28 +64,24 @@ def test_a_file_that_is_not_our_checkpoint_is_one_sentence(tmp_path, content):
     assert str(e.value) == f"{path} is not a checkpoint written by vqgen; run the stage that writes it again."
 
 
-def test_sampling_refuses_a_prior_trained_on_another_tokenizers_tokens(tmp_path, monkeypatch):
-    from stages import common, sampling
+def test_a_prior_trained_on_another_tokenizers_tokens_is_refused(tmp_path, monkeypatch):
+    from vqgen import layout
+    from vqgen.pipeline import load_prior
     from vqgen.priors import PRIORS
 
     monkeypatch.chdir(tmp_path)
-    common.VQVAE.parent.mkdir()
-    common.VQVAE.write_bytes(b"the tokenizer in use")
+    layout.VQVAE.parent.mkdir()
+    layout.VQVAE.write_bytes(b"the tokenizer in use")
+    sha = checkpoint.sha256(layout.VQVAE)
     prior = PRIORS["masked"].create(8, (2, 2), n_layer=1, n_head=2, n_embd=8)
     for tokenizer in ("0" * 64, None):
         extra = {} if tokenizer is None else {"tokenizer": tokenizer}  # None: written before the sha was recorded
-        checkpoint.save(common.MODELS["diffusion"], prior.model, prior.model.cfg, **prior.metadata(), **extra)
+        checkpoint.save(layout.DIFFUSION, prior.model, prior.model.cfg, **prior.metadata(), **extra)
         with pytest.raises(
             checkpoint.CheckpointError,
             match=r"diffusion.safetensors was trained on the tokens of "
             r"tokenizer (000000000000|None), not of the one in use \(\w{12}\); run `vqgen train_diffusion`",
         ):
-            sampling.load_prior("diffusion", torch.device("cpu"))
-    checkpoint.save(
-        common.MODELS["diffusion"],
-        prior.model,
-        prior.model.cfg,
-        **prior.metadata(),
-        tokenizer=checkpoint.sha256(common.VQVAE),
-    )
-    assert type(sampling.load_prior("diffusion", torch.device("cpu"))) is type(prior)
+            load_prior(layout.DIFFUSION, sha)
+    checkpoint.save(layout.DIFFUSION, prior.model, prior.model.cfg, **prior.metadata(), tokenizer=sha)
+    assert type(load_prior(layout.DIFFUSION, sha)) is type(prior)

@@ -11,7 +11,7 @@ from stages import cli
 from vqgen import config
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUMBING = {"src/vqgen/config.py", "stages/common.py", "stages/cli.py"}  # shared by every stage
+PLUMBING = {"src/vqgen/config.py", "src/vqgen/layout.py", "stages/common.py", "stages/cli.py"}  # shared by every stage
 
 
 def dvc_stages():

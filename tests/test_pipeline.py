@@ -4,33 +4,15 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TINY, run, set_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = {
-    "data": {"synthetic_count": 120, "image_size": 32},
-    "vqvae": {
-        "channels": 8,
-        "downsample": 8,
-        "codebook_size": 32,
-        "code_dim": 8,
-        "max_iters": 4,
-        "disc_start": 2,
-        "batch_size": 8,
-    },
-    "encode": {"shard_size": 50},
-    "ar": {"n_layer": 1, "n_head": 2, "n_embd": 16, "max_iters": 3, "batch_size": 8},
-    "diffusion": {"n_layer": 1, "n_head": 2, "n_embd": 16, "max_iters": 3, "batch_size": 8, "steps": 3},
-    "sample": {"batch_size": 6},
-    "evaluate": {"width": 4, "max_iters": 3, "batch_size": 8, "num_samples": 12},
-    "compute": {"threads": 1, "workers": 2, "preview_every": 2},
-}
 OUTPUTS = [
     "data/raw/list_attr_celeba.txt",
     "data/images.h5",
@@ -57,19 +39,7 @@ OUTPUTS = [
     "dvclive/train_ar/plots/images/preview/000003.jpg",  # samples as it trains
     "dvclive/train_diffusion/plots/images/preview/000002.jpg",
 ]
-
-
-def run(cmd, cwd, env):
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}"
-    return r.stdout
-
-
-def set_params(path: Path, changes: dict) -> None:
-    params = yaml.safe_load(path.read_text())
-    for section, values in changes.items():
-        params[section].update(values)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+TIMINGS = ("seconds", "seconds_per_image", "seconds_per_image_batch1")  # the only values that may change
 
 
 def check_params_and_outs(repo: Path, read_log: Path, copied: list[str]) -> None:
@@ -102,46 +72,22 @@ def check_params_and_outs(repo: Path, read_log: Path, copied: list[str]) -> None
 
 
 @pytest.mark.e2e
-def test_dvc_repro_end_to_end(tmp_path):
-    repo = tmp_path / "repo"
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file():
-            (repo / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, repo / f)
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    for stale in ("dvc.lock", "metrics", "dvclive"):  # start from nothing, as a new user would
-        path = repo / stale
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    set_params(repo / "params.yaml", TINY)
-    run(["git", "init", "-q"], repo, env)
-    run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-qm", "tiny"], repo, env)
+@pytest.mark.xdist_group("trained_run")
+def test_dvc_repro_end_to_end(run_copy):
+    repo, env = run_copy.path, run_copy.env
     dvc = [sys.executable, "-m", "dvc"]
-
-    run([*dvc, "repro"], repo, env | {"VQGEN_PARAMS_READ": str(tmp_path / "read.jsonl")})
     for out in OUTPUTS:
         assert (repo / out).exists(), out
-    check_params_and_outs(repo, tmp_path / "read.jsonl", files)
+    check_params_and_outs(repo, run_copy.read_log, run_copy.copied)
     metrics = {}
-    for name in ("data", "vqvae", "ar", "diffusion", "evaluator", "sample_ar", "sample_diffusion", "baselines"):
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    for name in [Path(m).stem for m in yaml.safe_load((repo / "dvc.yaml").read_text())["metrics"]]:
         values = json.loads((repo / "metrics" / f"{name}.json").read_text())
         assert values and all(isinstance(v, float) and math.isfinite(v) for v in values.values()), name
         metrics[name] = values
+    assert len(metrics) == len(stages)  # one per stage
+    for name, values in metrics.items():  # each stage's wall time, so `dvc metrics show` shows where it goes
+        assert 0 < values["seconds"] < 300, name
     assert metrics["data"]["train_images"] + metrics["data"]["val_images"] + metrics["data"]["test_images"] == 120
     for name in ("sample_ar", "sample_diffusion"):
         assert set(metrics[name]) == {
@@ -152,6 +98,7 @@ def test_dvc_repro_end_to_end(tmp_path):
             "seconds_per_image",
             "seconds_per_image_batch1",
             "mean_steps",
+            "seconds",
         }
     assert metrics["sample_diffusion"]["mean_steps"] == 3  # masked: exactly diffusion.steps
     frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
@@ -165,11 +112,10 @@ def test_dvc_repro_end_to_end(tmp_path):
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     run([*dvc, "repro", "--force"], repo, env)  # everything again, from the same inputs
     again = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    timings = ("seconds_per_image", "seconds_per_image_batch1")
     for name, values in metrics.items():
         values_again = json.loads((repo / "metrics" / f"{name}.json").read_text())
-        assert {k: v for k, v in values_again.items() if k not in timings} == {
-            k: v for k, v in values.items() if k not in timings
+        assert {k: v for k, v in values_again.items() if k not in TIMINGS} == {
+            k: v for k, v in values.items() if k not in TIMINGS
         }, name
     for stage in ("train_vqvae", "encode", "train_ar", "train_diffusion", "train_evaluator"):
         assert again[stage]["outs"][0] == lock[stage]["outs"][0], stage  # the same weights, the same tokens
@@ -185,27 +131,7 @@ def test_dvc_repro_end_to_end(tmp_path):
     after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert [s for s in lock if lock[s] != after[s]] == ["sample_diffusion", "report"]
     assert json.loads((repo / "metrics/sample_diffusion.json").read_text()) != metrics["sample_diffusion"]
-
-    run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-qm", "hotter"], repo, env)
-    run([*dvc, "exp", "run", "-S", "diffusion.process=uniform", "-S", "diffusion.steps=20"], repo, env)  # the README's
-    uniform = json.loads((repo / "metrics/sample_diffusion.json").read_text())
-    assert 1 < uniform["mean_steps"] <= 21  # settles, or stops at the cap, then one clean-up pass
-    frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
-    assert {row["prior"] for row in frontier} == {"uniform"} and len(frontier) == 6
-    assert "uniform diffusion prior" in (repo / "figures/report.md").read_text()
-    run([*dvc, "exp", "run", "-S", "diffusion.process=uniform_x0", "-S", "diffusion.steps=3"], repo, env)
-    assert json.loads((repo / "metrics/sample_diffusion.json").read_text())["mean_steps"] == 3
-    frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
-    assert {row["prior"] for row in frontier} == {"uniform_x0"} and [row["mean_steps"] for row in frontier] == [
-        3,
-        4,
-        8,
-        12,
-        16,
-        32,
-    ]
-    assert "uniform_x0 diffusion prior" in (repo / "figures/report.md").read_text()
+    # the README's `dvc exp run`s of the other processes: test_readme.py
 
 
 @pytest.mark.e2e
@@ -259,9 +185,9 @@ def test_every_stage_on_a_folder_of_images_with_a_16x16_grid(tmp_path):
     ):
         run([sys.executable, "-c", "from stages.cli import app; app()", stage], project, env)
     evaluator = json.loads((project / "metrics/evaluator.json").read_text())
-    assert list(evaluator) == ["val_accuracy", "world_size"]  # of the rotation task
+    assert list(evaluator) == ["val_accuracy", "world_size", "seconds"]  # of the rotation task
     sample = json.loads((project / "metrics/sample_ar.json").read_text())
-    assert set(sample) == {"fd", "precision", "recall", "seconds_per_image", "seconds_per_image_batch1", "mean_steps"}
+    assert set(sample) == {"fd", "precision", "recall", "mean_steps", *TIMINGS}
     assert "| autoregressive prior |" in (project / "figures/report.md").read_text()
     with h5py.File(next((project / "data/tokens").glob("train-*.h5"))) as f:
         assert f["tokens"].shape[1:] == (16, 16)

@@ -387,3 +387,20 @@ def test_the_uniform_x0_sampler_tells_the_model_the_noise_left_before_each_step(
     known[:, :2] = True  # 8 of 16 given: half the grid is noise at the start
     half = prior.sample(given=given, known=known, steps=1, generator=torch.Generator().manual_seed(0)).tokens
     assert (half[~known] == round(8 / 16 * 15)).all() and (half[known] == 0).all()
+
+
+def test_each_samplers_keyword_defaults_are_params_yamls_defaults_and_its_checkpoint_records_them(tmp_path):
+    import dataclasses
+
+    from vqgen import config
+
+    for name, cls in PRIORS.items():
+        section = config.AR() if name == "ar" else config.Diffusion()
+        assert set(cls.settings) <= {f.name for f in dataclasses.fields(section)}, name
+        assert cls.defaults() == {key: getattr(section, key) for key in cls.settings}, name
+    assert PRIORS["masked"].defaults()["temperature"] == 0.7 and PRIORS["uniform"].defaults()["steps"] == 12
+    prior = tiny("masked")
+    prior.sampling["temperature"] = 0.9  # what an older release's defaults would have been
+    checkpoint.save(tmp_path / "p.safetensors", prior.model, prior.model.cfg, **prior.metadata())
+    model, meta = checkpoint.load(tmp_path / "p.safetensors", Transformer, TransformerConfig)
+    assert restore(model, meta).sampling == {**PRIORS["masked"].defaults(), "temperature": 0.9}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -53,6 +54,13 @@ def load(path: str | Path, model_cls, config_cls, device: str | torch.device = "
     model = model_cls(config_cls(**meta["config"]))
     model.load_state_dict(load_file(str(path), device="cpu"))
     return model.to(device).eval(), meta
+
+
+def parameters(path: str | Path) -> int:
+    """The number of values a checkpoint's tensors hold, without loading them."""
+    metadata(path)  # one sentence for a file that is not a checkpoint
+    with safe_open(str(path), framework="pt") as f:
+        return sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())
 
 
 def sha256(path: str | Path) -> str:

@@ -153,6 +153,13 @@ class VQVAE(Optimised):
     beta2: float = _f(0.9, "Adam's second-moment decay")
     seed: int = _f(0, "training seed")
 
+    def model_config(self):
+        """The tokenizer's `VQVAEConfig` from this section."""
+        from vqgen.models.vqvae import VQVAEConfig
+
+        names = {f.name for f in dataclasses.fields(VQVAEConfig)}
+        return VQVAEConfig(**{name: getattr(self, name) for name in sorted(names)})
+
     def validate(self) -> None:
         self.validate_training("vqvae")
         _check(
@@ -206,6 +213,14 @@ class Prior(Optimised):
     weight_decay: float = _f(0.01, "AdamW weight decay on matrices")
     seed: int = _f(0, "training seed")
     temperature: float = _f(1.0, "sampling temperature")
+
+    def sizes(self) -> dict[str, Any]:
+        """The transformer's size (`TransformerConfig` fields) from this section."""
+        return {"n_layer": self.n_layer, "n_head": self.n_head, "n_embd": self.n_embd, "dropout": self.dropout}
+
+    def sampling(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """The sampler settings `names` (a prior's `settings`) from this section."""
+        return {name: getattr(self, name) for name in names}
 
     def validate(self) -> None:
         name = type(self).__name__.lower()
@@ -291,6 +306,12 @@ class Evaluate(Optimised):
         "Inception-v3 weights on disk for the true FID, torch-fidelity's or "
         "torchvision's (empty: the torch hub cache if present; never downloaded)",
     )
+
+    def model_config(self, num_attributes: int):
+        """The judge's `EvaluatorConfig`, for data with `num_attributes` attributes (0: a folder's)."""
+        from vqgen.models.evaluator import EvaluatorConfig
+
+        return EvaluatorConfig(num_attributes=num_attributes, width=self.width)
 
     def validate(self) -> None:
         self.validate_training("evaluate")

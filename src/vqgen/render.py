@@ -51,6 +51,19 @@ def side_by_side(path: str | Path, rows: list[list[tuple[str, np.ndarray]]], tit
     _save_figure(fig, path, dpi)
 
 
+def row(path: str | Path, named: list[tuple[str, np.ndarray]], scale: int = 3, dpi: int = 150) -> None:
+    """Save uint8 pictures side by side in one row, each under its short caption, at `scale` times
+    their pixel size (an inpainting panel: input, masked input, reconstruction, completions)."""
+    side = scale * max(img.shape[1] for _, img in named) / dpi  # inches per picture
+    fig, axes = plt.subplots(1, len(named), figsize=(side * len(named), side + 0.35), squeeze=False)
+    for ax, (name, img) in zip(axes[0], named):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(name, fontsize=8)
+        ax.axis("off")
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=side / (side + 0.35), wspace=0.05)
+    _save_figure(fig, path, dpi)
+
+
 def panels(path: str | Path, named_images: list[list[tuple[str, np.ndarray]]], cols: int, title: str = "") -> None:
     """Save rows of image grids side by side, each under its name (e.g. generated | VQ reconstruction)."""
     side_by_side(path, [[(name, grid(images, cols)) for name, images in row] for row in named_images], title)

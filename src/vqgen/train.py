@@ -69,6 +69,11 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float = 0.0, betas=(0
     return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
 
 
+def optimizer(model: torch.nn.Module, section) -> torch.optim.AdamW:
+    """AdamW at a params.yaml section's peak rate, betas and weight decay (`config.Optimised`)."""
+    return adamw(model, section.lr, section.weight_decay, (section.beta1, section.beta2))
+
+
 def cosine_lr(it: int, max_iters: int, peak: float, warmup: int, floor: float = 0.1) -> float:
     """Linear warmup to `peak`, then cosine decay to `floor` x peak."""
     if it < warmup:

@@ -25,19 +25,31 @@ import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from torchvision.datasets import CelebA
-from torchvision.datasets import utils as tv_utils
-
 from vqgen.data import celeba
 from vqgen.files import building, commit
 
-FILES: list[tuple[str, str, str]] = [tuple(entry) for entry in CelebA.file_list]  # (file id, md5, name)
 IMAGE_ZIP = "img_align_celeba.zip"
 OPTIONAL = (celeba.BBOX_FILE, celeba.LANDMARKS_FILE, celeba.IDENTITY_FILE)  # may be absent from a directory
 KAGGLE_ATTR, KAGGLE_PARTITION = "list_attr_celeba.csv", "list_eval_partition.csv"
 MAX_UNPACKED = 8 << 30  # bytes an archive may unpack to (the aligned images are 1.4 GB)
 MAX_RATIO = 200  # uncompressed / compressed size of one member (JPEGs hardly compress; bombs do, hugely)
 CACHE_DIR = Path("scratch") / "celeba"  # relative to the working directory: the project root under DVC
+
+
+def official_files() -> list[tuple[str, str, str]]:
+    """The (Google Drive id, md5, name) of CelebA's six files: torchvision's table, read when first
+    asked for (importing torchvision takes seconds, which every `vqgen` command would pay)."""
+    from torchvision.datasets import CelebA
+
+    return [tuple(entry) for entry in CelebA.file_list]
+
+
+def __getattr__(name: str):
+    if name == "FILES":  # the module's constant, made on first use
+        return official_files()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 SITE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 
 
@@ -182,7 +194,9 @@ def _download(file_id: str, md5: str, name: str, cache_dir: Path) -> Path:
     part = cache_dir / (name + ".part")
     part.unlink(missing_ok=True)
     try:
-        tv_utils.download_file_from_google_drive(file_id, str(cache_dir), part.name)
+        from torchvision.datasets.utils import download_file_from_google_drive
+
+        download_file_from_google_drive(file_id, str(cache_dir), part.name)
     except Exception as err:  # gdown and requests raise many kinds; each means the same to the user
         part.unlink(missing_ok=True)
         raise FetchError(
@@ -214,7 +228,7 @@ def fetch(
     celeba_dir: str | Path | None = None,
     *,
     cache_dir: str | Path = CACHE_DIR,
-    files: Sequence[tuple[str, str, str]] = FILES,
+    files: Sequence[tuple[str, str, str]] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Path:
     """Make root a complete CelebA directory: root/img_align_celeba/*.jpg and the official text files.
@@ -228,10 +242,10 @@ def fetch(
     Hard links cost no space or time, but the user's images then share their inodes with root (and
     with DVC's cache when it links rather than copies, which marks them read-only).
 
-    files lists (Google Drive id, md5, name) of the six files, by default torchvision's table.
+    files lists (Google Drive id, md5, name) of the six files, by default torchvision's table (`FILES`).
     Anything already at root is replaced. progress, if given, is called with 1 per image placed.
     """
-    root = Path(root)
+    root, files = Path(root), official_files() if files is None else files
     source = Path(celeba_dir) if celeba_dir else None
     cache_dir = Path(cache_dir)
     if source is not None and not source.is_dir():

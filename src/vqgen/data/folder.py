@@ -29,14 +29,38 @@ class FolderError(ValueError):
     """An image folder that is missing or holds no usable image."""
 
 
-def load_square(path: str | Path, size: int) -> np.ndarray:
-    """Decode an image, centre-crop it to a square, resize (antialiased) to size x size: uint8 (S, S, 3)."""
-    img = open_rgb(path)
+def square(img: Image.Image, size: int, resample: int = Image.Resampling.LANCZOS) -> Image.Image:
+    """An image centre-cropped to a square and resized (antialiased by default) to size x size."""
     w, h = img.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
-    img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
-    return np.asarray(img, dtype=np.uint8)
+    return img.crop((left, top, left + side, top + side)).resize((size, size), resample)
+
+
+def load_square(path: str | Path, size: int) -> np.ndarray:
+    """Decode an image, centre-crop it to a square, resize (antialiased) to size x size: uint8 (S, S, 3)."""
+    return np.asarray(square(open_rgb(path), size), dtype=np.uint8)
+
+
+def load_photo(path: str | Path, size: int, min_size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """One photograph read as `prepare` reads a folder's images (any format Pillow decodes, EXIF
+    orientation, transparency on white, centre crop, antialiased resize): uint8 (S, S, 3) and the
+    decoded image's (width, height). A file that does not decode, or whose shorter side is under
+    `min_size` pixels, is refused with one sentence."""
+    if not Path(path).is_file():
+        raise FolderError(f"{path} is not a file; give the path of a photo.")
+    try:
+        img = open_rgb(path)
+    except UnreadableImage as e:
+        raise FolderError(
+            f"{path} cannot be read as an image ({e}); give a photo in a format such as JPEG, PNG or WebP."
+        ) from None
+    if min(img.size) < min_size:
+        raise FolderError(
+            f"{path} is {img.size[0]}x{img.size[1]} pixels; use a photo at least {min_size} pixels on its "
+            "shorter side (data.min_size)."
+        )
+    return np.asarray(square(img, size), dtype=np.uint8), img.size
 
 
 def split_of(relative_path: str, val_fraction: float, test_fraction: float) -> int:

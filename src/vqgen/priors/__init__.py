@@ -18,4 +18,6 @@ __all__ = ["PRIORS", "UNDECIDED", "Draw", "Prior", "prefix_mask", "restore"]
 
 def restore(model: Transformer, meta: dict) -> Prior:
     """The prior a checkpoint holds: its trained transformer and the metadata `Prior.metadata` wrote."""
-    return PRIORS[meta["prior"]](model, tuple(meta["grid"]), **meta.get("options", {}))
+    prior = PRIORS[meta["prior"]](model, tuple(meta["grid"]), **meta.get("options", {}))
+    prior.sampling.update({k: v for k, v in meta.get("sampling", {}).items() if k in prior.settings})
+    return prior

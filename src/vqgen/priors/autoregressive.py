@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vqgen.config import AR
 from vqgen.priors.base import UNDECIDED, Draw, Prior, categorical
 
 
@@ -42,8 +43,8 @@ class Autoregressive(Prior):
         given=None,
         known=None,
         *,
-        temperature: float = 1.0,
-        top_k: int = 0,
+        temperature: float = AR.temperature,
+        top_k: int = AR.top_k,
         generator=None,
         trajectory: bool = False,
     ) -> Draw:

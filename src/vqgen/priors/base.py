@@ -6,6 +6,7 @@ where a token is given; given tokens are never changed), and returns its traject
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -35,6 +36,13 @@ class Prior:
     def __init__(self, model: Transformer, grid: tuple[int, int]):
         self.model, self.grid = model, (int(grid[0]), int(grid[1]))
         self.codebook_size = model.cfg.out_size
+        self.sampling = self.defaults()  # the settings its checkpoint records (see `restore`)
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """The sampler's keyword defaults, by setting: params.yaml's defaults (a test checks it)."""
+        parameters = inspect.signature(cls.sample).parameters
+        return {name: parameters[name].default for name in cls.settings}
 
     @classmethod
     def create(cls, codebook_size: int, grid: tuple[int, int], options: dict | None = None, **sizes) -> Prior:
@@ -53,7 +61,9 @@ class Prior:
         return {}
 
     def metadata(self) -> dict:
-        return {"prior": self.name, "grid": list(self.grid), "options": self.options()}
+        """What a checkpoint records besides the transformer: the prior, its grid, its training options
+        and the sampler settings it is sampled with by default."""
+        return {"prior": self.name, "grid": list(self.grid), "options": self.options(), "sampling": self.sampling}
 
     def loss(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean training loss (nats) on (B, h, w) grids."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vqgen.config import Diffusion
 from vqgen.models.transformer import Transformer
 from vqgen.priors.base import Draw, Prior, categorical
 
@@ -51,9 +52,9 @@ class UniformDiffusion(Prior):
         given=None,
         known=None,
         *,
-        temperature: float = 1.0,
-        steps: int = 200,
-        tolerance: float = 0.02,
+        temperature: float = Diffusion.temperature,
+        steps: int = Diffusion.steps,
+        tolerance: float = Diffusion.tolerance,
         generator=None,
         trajectory: bool = False,
     ) -> Draw:

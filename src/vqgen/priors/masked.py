@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from vqgen.config import ORDERS, Diffusion
 from vqgen.priors.base import UNDECIDED, Draw, Prior, categorical
 
 
@@ -75,9 +76,6 @@ def annealed(temperature: float, noise: float, progress: float) -> tuple[float, 
     return 1 + (temperature - 1) * progress, noise * (1 - progress)
 
 
-ORDERS = ("halton", "confidence")  # the orders in which a masked sampler decides positions
-
-
 class MaskedDiffusion(Prior):
     name = "masked"
     causal = False
@@ -103,10 +101,10 @@ class MaskedDiffusion(Prior):
         given=None,
         known=None,
         *,
-        temperature: float = 1.0,
-        steps: int = 12,
-        confidence_noise: float = 4.5,
-        order: str = "halton",
+        temperature: float = Diffusion.temperature,
+        steps: int = Diffusion.steps,
+        confidence_noise: float = Diffusion.confidence_noise,
+        order: str = Diffusion.order,
         generator=None,
         trajectory: bool = False,
     ) -> Draw:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vqgen.config import Diffusion
 from vqgen.priors.base import Draw, Prior
 from vqgen.priors.masked import annealed, confident_draws, noised, ranks, schedule
 
@@ -53,9 +54,9 @@ class UniformX0Diffusion(Prior):
         given=None,
         known=None,
         *,
-        temperature: float = 1.0,
-        steps: int = 12,
-        confidence_noise: float = 4.5,
+        temperature: float = Diffusion.temperature,
+        steps: int = Diffusion.steps,
+        confidence_noise: float = Diffusion.confidence_noise,
         generator=None,
         trajectory: bool = False,
     ) -> Draw:

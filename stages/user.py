@@ -1,0 +1,201 @@
+"""The commands for a trained run, which write nothing into the pipeline's outputs: `generate` draws
+new images, `inpaint` completes the user's own photographs under a mask, `info` lists what is trained."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import typer
+
+from stages import common
+from vqgen import config, layout, masks, render, train
+from vqgen.config import ConfigError
+from vqgen.data import folder
+from vqgen.pipeline import PRIORS, MaskWarning, Pipeline, inventory
+
+RUN = typer.Option(Path("."), "--run", help="the run directory: its models/ and params.yaml")
+SEED = typer.Option(0, help="sampling seed: the same seed and settings draw the same images")
+DEVICE = typer.Option(None, help="cpu, cuda, cuda:N, mps or auto  [default: compute.device of params.yaml]")
+BATCH = typer.Option(None, "--batch-size", help="images drawn at once  [default: sample.batch_size]")
+TEMPERATURE = typer.Option(None, help="sampling temperature  [default: ar.temperature or diffusion.temperature]")
+TOP_K = typer.Option(None, "--top-k", help="ar: draw among the k most likely codes (0: all)")
+STEPS = typer.Option(None, help="diffusion: reverse steps  [default: diffusion.steps]")
+ORDER = typer.Option(None, help="masked diffusion: halton or confidence  [default: diffusion.order]")
+NOISE = typer.Option(None, "--confidence-noise", help="masked (confidence order), uniform_x0: Gumbel noise scale")
+TOLERANCE = typer.Option(None, help="uniform diffusion: share of changed tokens at which a grid has settled")
+
+
+SETTINGS = ("temperature", "top_k", "steps", "order", "confidence_noise", "tolerance")  # the options of samplers
+
+
+def _settings(options: dict) -> dict:
+    """The sampler settings among a command's options that were given."""
+    return {key: options[key] for key in SETTINGS if options[key] is not None}
+
+
+def _start(run: Path, prior: str, n: int, out: Path, device: str | None) -> tuple[Pipeline, config.Params]:
+    """The run's pipeline with the prior asked for, after checking the arguments that need no model."""
+    if prior not in PRIORS:
+        raise ConfigError(f"--prior is {prior!r}; use {' or '.join(PRIORS)}.")
+    if n < 1:
+        raise ConfigError(f"--n is {n}; use 1 or more.")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a directory (it is made if missing).")
+    for owned in layout.OUTPUTS:
+        if out.resolve().is_relative_to((run / owned).resolve()):
+            raise ConfigError(
+                f"--out {out} lies in {owned}/, which the pipeline writes and DVC replaces; choose another directory."
+            )
+    p = config.load_params(run / "params.yaml") if (run / "params.yaml").is_file() else config.Params()
+    dev = train.pick_device(device or p.compute.device)
+    torch.set_num_threads(p.compute.threads or torch.get_num_threads())
+    return Pipeline.from_run(run, dev, params=p, priors=(prior,)), p
+
+
+def _described(pipe: Pipeline, prior: str, settings: dict) -> str:
+    at = pipe.settings(prior, **settings)
+    return f"the {pipe.priors[prior].name} prior, " + ", ".join(f"{k} {v}" for k, v in at.items())
+
+
+def generate(
+    prior: str = typer.Option("ar", help="the prior to draw from: ar or diffusion"),
+    n: int = typer.Option(16, "--n", help="images to draw"),
+    out: Path = typer.Option(Path("generated"), help="directory to write the images to"),
+    seed: int = SEED,
+    temperature: float | None = TEMPERATURE,
+    top_k: int | None = TOP_K,
+    steps: int | None = STEPS,
+    order: str | None = ORDER,
+    confidence_noise: float | None = NOISE,
+    tolerance: float | None = TOLERANCE,
+    batch_size: int | None = BATCH,
+    device: str | None = DEVICE,
+    run: Path = RUN,
+) -> None:
+    """Draw new images from a trained prior: one PNG per image and one PNG of them all in a grid."""
+    settings = _settings(locals())
+    with common.reported():
+        pipe, _ = _start(run, prior, n, out, device)
+        described = _described(pipe, prior, settings)
+        with common.progress(n, f"sampling the {prior} prior") as advance:
+            drawn = pipe.generate(n, prior, seed=seed, batch_size=batch_size, progress=advance, **settings)
+        stem = f"{prior}-seed{seed}"
+        for i, image in enumerate(drawn.images):
+            render.save_image(out / f"{stem}-{i:03d}.png", image)
+        render.save_image(out / f"{stem}-grid.png", render.grid(drawn.images, math.ceil(math.sqrt(n)), scale=2))
+        typer.echo(
+            f"wrote {n} images of {described} to {out}/: {stem}-000.png to {stem}-{n - 1:03d}.png, "
+            f"and all of them in {stem}-grid.png"
+        )
+
+
+def inpaint(
+    photos: list[Path] = typer.Argument(
+        ..., metavar="PHOTO...", help="photographs, in any format the folder source reads"
+    ),
+    mask: str = typer.Option("bottom", help=f"what to regenerate: {masks.SPECS}"),
+    prior: str = typer.Option("diffusion", help="the prior to complete with: diffusion or ar"),
+    n: int = typer.Option(4, "--n", help="completions of each photo"),
+    out: Path = typer.Option(Path("inpainted"), help="directory to write the panels and completions to"),
+    seed: int = SEED,
+    temperature: float | None = TEMPERATURE,
+    top_k: int | None = TOP_K,
+    steps: int | None = STEPS,
+    order: str | None = ORDER,
+    confidence_noise: float | None = NOISE,
+    tolerance: float | None = TOLERANCE,
+    batch_size: int | None = BATCH,
+    device: str | None = DEVICE,
+    run: Path = RUN,
+) -> None:
+    """Complete photographs: each is centre-cropped and resized as `prepare` does, encoded, and the
+    tokens under the mask are drawn again; for each photo, a panel of the input, the masked input,
+    its reconstruction and the completions, and each completion as a PNG."""
+    settings = _settings(locals())
+    with common.reported():
+        pipe, p = _start(run, prior, n, out, device)
+        described = _described(pipe, prior, settings)
+        read = [folder.load_photo(photo, pipe.image_size, p.data.min_size) for photo in photos]
+        hidden = np.stack([masks.pixels(mask, pipe.image_size, size) for _, size in read])
+        known = masks.known_tokens(hidden, pipe.grid)
+        if known.all():
+            raise ConfigError(f"--mask {mask} covers no token of the {pipe.grid[0]}x{pipe.grid[1]} grid; mask more.")
+        imgs = np.stack([img for img, _ in read])
+        grids = pipe.encode(imgs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", MaskWarning)
+            done = pipe.complete(grids, known, prior, n=n, seed=seed, batch_size=batch_size, **settings)
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            typer.echo(f"warning: {message}", err=True)
+        recon, f = pipe.decode(grids), pipe.image_size // pipe.grid[0]
+        given = known.numpy().repeat(f, 1).repeat(f, 2)
+        stems = _stems(photos)
+        for i, stem in enumerate(stems):
+            masked = np.where(given[i][..., None], imgs[i], 128).astype(np.uint8)
+            completions = done.images[i * n : (i + 1) * n]
+            for j, image in enumerate(completions):
+                render.save_image(out / f"{stem}-{j}.png", image)
+            shown = [("input", imgs[i]), ("masked", masked), ("reconstruction", recon[i])]
+            render.row(out / f"{stem}-panel.png", shown + [(f"completion {j}", c) for j, c in enumerate(completions)])
+        typer.echo(
+            f"wrote {len(photos)} panels and {len(photos) * n} completions by {described} to {out}/: "
+            + ", ".join(f"{stem}-panel.png" for stem in stems[:3])
+            + (", ..." if len(stems) > 3 else "")
+        )
+
+
+def _stems(photos: list[Path]) -> list[str]:
+    """One output name per photo: its stem, numbered where two photos share one."""
+    stems, seen = [], {}
+    for photo in photos:
+        seen[photo.stem] = seen.get(photo.stem, 0) + 1
+        stems.append(photo.stem if seen[photo.stem] == 1 else f"{photo.stem}_{seen[photo.stem]}")
+    return stems
+
+
+def info(run: Path = RUN) -> None:
+    """What is trained in the run directory: each model, its size, grid and codebook, the tokenizer a
+    prior was trained on and whether it is the run's, its metrics and its sampler settings."""
+    with common.reported():
+        p = config.load_params(run / "params.yaml") if (run / "params.yaml").is_file() else config.Params()
+        for entry in inventory(run):
+            head = f"{entry['name']:<10} {entry['path']}"
+            if not entry["trained"]:
+                typer.echo(f"{head}: not trained; run `dvc repro {entry['stage']}`")
+                continue
+            first, *rest = _lines(entry, p)
+            typer.echo(f"{head}: {first}")
+            for line in rest:
+                typer.echo(f"{'':<11}{line}")
+
+
+def _lines(entry: dict, p: config.Params) -> list[str]:
+    m, size = entry["metrics"], f"{entry['parameters']:,} parameters"
+    if entry["name"] == "tokenizer":
+        side, (h, w) = entry["image_size"], entry["grid"]
+        out = [f"VQ-VAE, {side}x{side} images as {h}x{w} grids of {entry['codebook_size']} codes, {size}"]
+        out.append(f"sha256 {entry['sha'][:12]}")
+        if m:
+            out.append(
+                f"val PSNR {m.get('val_psnr', math.nan):.2f} dB, {m.get('codebook_usage', math.nan):.0%} of the codes "
+                f"used, rfd {m.get('rfd', math.nan):.3g} (real images: {m.get('floor_fd', math.nan):.3g})"
+            )
+        return out
+    if entry["name"] == "judge":
+        return [f"{entry['kind']}, {size}", f"val accuracy {m.get('val_accuracy', math.nan):.3f}"]
+    h, w = entry["grid"]
+    out = [f"{entry['kind']} prior, depth {entry['layers']}, width {entry['width']}, {size}, {h}x{w} grids"]
+    state = "the run's" if entry["matches"] else "NOT the run's: retrain it"
+    out.append(f"trained on the tokens of tokenizer {str(entry['tokenizer'])[:12]} ({state})")
+    if m:
+        out.append(
+            f"val {m.get('val_bits_per_token', math.nan):.3f} bits/token; fd {m.get('fd', math.nan):.3g}, "
+            f"recall {m.get('recall', math.nan):.2f}, {1000 * m.get('seconds_per_image', math.nan):.1f} ms/image"
+        )
+    settings = {**entry["sampling"], **getattr(p, entry["name"]).sampling(tuple(entry["sampling"]))}
+    out.append("samples with " + ", ".join(f"{k} {v}" for k, v in settings.items()))
+    return out
