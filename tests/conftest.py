@@ -19,6 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one worker per core: two threads each would fight over it
     torch.set_num_threads(1)
 
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config, items):
+    """Refuse to run when pytest-xdist's group marks are ignored: every worker would train the run."""
+    result = yield
+    if getattr(config.option, "loadgroup", False):
+        lost = [i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+        if lost:
+            raise pytest.UsageError(f"pytest-xdist did not group {lost[0]}; install pytest below 9.2.")
+    return result
+
+
 TINY = {
     "data": {"synthetic_count": 120, "image_size": 32},
     "vqvae": {
