@@ -21,9 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from vqgen import checkpoint, config, distributed, judge, layout, train
 from vqgen.checkpoint import CheckpointError
 from vqgen.config import ConfigError, Params
-from vqgen.data.celeba import LayoutError
-from vqgen.data.celeba_fetch import FetchError
-from vqgen.data.folder import FolderError
+from vqgen.data import FetchError, FolderError, LayoutError
 from vqgen.data.tokens import ShardError
 from vqgen.files import writing
 from vqgen.weights import WeightsError

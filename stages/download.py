@@ -10,7 +10,7 @@ import typer
 from stages import common
 from vqgen import layout
 from vqgen.config import Params
-from vqgen.data import celeba, celeba_fetch, folder, synthetic
+from vqgen.data import folder
 
 PARAMS = (
     "data.source",
@@ -25,6 +25,8 @@ PARAMS = (
 
 
 def run(p: Params) -> None:
+    from vqgen.data import celeba, celeba_fetch, synthetic  # here: they load pandas, which other commands need not
+
     d = p.data
     if d.source == "synthetic":
         with common.progress(d.synthetic_count, "drawing faces") as advance:

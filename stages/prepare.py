@@ -11,12 +11,14 @@ import typer
 from stages import common
 from vqgen import layout
 from vqgen.config import Params
-from vqgen.data import celeba, folder, images
+from vqgen.data import LayoutError, folder, images
 
 PARAMS = ("data.source", "data.crop_size", "data.image_size", "evaluate.num_samples")
 
 
 def run(p: Params) -> None:
+    from vqgen.data import celeba  # here: it loads pandas, which other commands need not
+
     d = p.data
     if d.source == "folder":
         paths, split, counts = folder.read_import(layout.RAW)
@@ -88,7 +90,7 @@ def _check_sizes(split: np.ndarray, least: tuple[int, ...], before: str, fix: st
     for name, count, needed in zip(images.SPLITS, np.bincount(split, minlength=3), least):
         if count < needed:
             judged = name == "test" and needed > 2
-            raise celeba.LayoutError(
+            raise LayoutError(
                 f"{before}the {name} split holds {count} images, fewer than the {needed} "
                 + ("the judge compares (evaluate.num_samples); lower it, or " if judged else "it needs; ")
                 + f"{fix} in {layout.RAW}."

@@ -47,7 +47,7 @@ SEED_LIMIT = 2**32  # numpy's seeds are 32-bit
 
 def _synthetic_needed(test_images: int) -> int:
     """The fewest synthetic faces whose test split holds `test_images` and val at least 2."""
-    from vqgen.data.celeba import split_sizes
+    from vqgen.data.splits import split_sizes
 
     count = 10
     while split_sizes(count)[1] < 2 or split_sizes(count)[2] < test_images:
@@ -406,7 +406,7 @@ class Params:
                 )
             section.validate()
         if self.data.source == "synthetic":
-            from vqgen.data.celeba import split_sizes
+            from vqgen.data.splits import split_sizes
 
             _, val, test = split_sizes(self.data.synthetic_count)
             _check(

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from vqgen.files import writing  # noqa: E402
+from vqgen.files import writing
 
 
 def grid(images: np.ndarray, cols: int, pad: int = 2, scale: int = 1) -> np.ndarray:
@@ -25,12 +21,17 @@ def grid(images: np.ndarray, cols: int, pad: int = 2, scale: int = 1) -> np.ndar
     return out.repeat(scale, 0).repeat(scale, 1) if scale > 1 else out
 
 
+def _figure(**kwargs):
+    """A matplotlib Figure of its own, outside pyplot's global state; matplotlib is imported only by
+    the commands that draw figures (it takes a third of a second)."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
 def _save_figure(fig, path: str | Path, dpi: int) -> None:
-    try:
-        with writing(path) as tmp:
-            fig.savefig(tmp, dpi=dpi)
-    finally:
-        plt.close(fig)
+    with writing(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
 
 
 def side_by_side(path: str | Path, rows: list[list[tuple[str, np.ndarray]]], title: str = "", dpi: int = 150) -> None:
@@ -38,7 +39,8 @@ def side_by_side(path: str | Path, rows: list[list[tuple[str, np.ndarray]]], tit
     ncols = max(len(r) for r in rows)
     width = max(3.4, 1.5 * max(img.shape[1] for r in rows for _, img in r) / dpi)  # inches per panel
     height = max(img.shape[0] / img.shape[1] for r in rows for _, img in r)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(width * ncols, width * height * len(rows) + 0.4), squeeze=False)
+    fig = _figure(figsize=(width * ncols, width * height * len(rows) + 0.4))
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for axs, row in zip(axes, rows):
@@ -55,7 +57,8 @@ def row(path: str | Path, named: list[tuple[str, np.ndarray]], scale: int = 3, d
     """Save uint8 pictures side by side in one row, each under its short caption, at `scale` times
     their pixel size (an inpainting panel: input, masked input, reconstruction, completions)."""
     side = scale * max(img.shape[1] for _, img in named) / dpi  # inches per picture
-    fig, axes = plt.subplots(1, len(named), figsize=(side * len(named), side + 0.35), squeeze=False)
+    fig = _figure(figsize=(side * len(named), side + 0.35))
+    axes = fig.subplots(1, len(named), squeeze=False)
     for ax, (name, img) in zip(axes[0], named):
         ax.imshow(img, interpolation="nearest")
         ax.set_title(name, fontsize=8)
@@ -105,7 +108,8 @@ def save_image(path: str | Path, image: np.ndarray) -> None:
 
 def frontier(path: str | Path, curves: dict[str, list[dict]]) -> None:
     """fd against seconds per image, one labelled curve per prior, each point marked with its steps."""
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig = _figure(figsize=(5.5, 4))
+    ax = fig.subplots()
     for name, points in curves.items():
         points = sorted(points, key=lambda q: q["seconds_per_image"])
         ax.plot([q["seconds_per_image"] for q in points], [q["fd"] for q in points], "o-", label=name)

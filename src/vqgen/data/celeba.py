@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from vqgen.data import LayoutError
+from vqgen.data.splits import OFFICIAL_SPLIT, SPLIT_NAMES
+
 IMAGE_DIR = "img_align_celeba"
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
@@ -62,20 +65,6 @@ ATTRIBUTES: tuple[str, ...] = (  # the official 40, in the official order
     "Young",
 )
 IMAGE_COUNT = 202_599
-OFFICIAL_SPLIT = {0: 162_770, 1: 19_867, 2: 19_962}
-SPLIT_NAMES = {0: "train", 1: "val", 2: "test"}
-
-
-def split_sizes(count: int) -> tuple[int, int, int]:
-    """Train, val and test sizes of `count` images split in CelebA's official proportions."""
-    total = sum(OFFICIAL_SPLIT.values())
-    train = round(count * OFFICIAL_SPLIT[0] / total)
-    val = round(count * (OFFICIAL_SPLIT[0] + OFFICIAL_SPLIT[1]) / total) - train
-    return train, val, count - train - val
-
-
-class LayoutError(ValueError):
-    """A CelebA directory whose files are missing or inconsistent."""
 
 
 def _table_lines(path: Path, first: int, columns: int, what: str) -> list[str]:

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from vqgen.data import celeba
+from vqgen.data import FetchError, celeba
 from vqgen.files import building, commit
 
 IMAGE_ZIP = "img_align_celeba.zip"
@@ -51,10 +51,6 @@ def __getattr__(name: str):
 
 
 SITE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
-
-
-class FetchError(ValueError):
-    """A CelebA file that is missing, is not what it should be, or cannot be downloaded."""
 
 
 class FetchWarning(UserWarning):

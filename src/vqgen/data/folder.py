@@ -15,18 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
+from vqgen.data import FolderError
 from vqgen.data.decode import UnreadableImage, open_rgb
 from vqgen.files import building
 
 SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
 REASONS = ("unreadable", "too_small", "not_an_image", "link_outside", "dangling_link", "name_not_utf8")
-
-
-class FolderError(ValueError):
-    """An image folder that is missing or holds no usable image."""
 
 
 def square(img: Image.Image, size: int, resample: int = Image.Resampling.LANCZOS) -> Image.Image:
@@ -241,6 +237,8 @@ def counts(scan: Scan) -> dict[str, int]:
 def write_import(scan: Scan, dest: str | Path) -> None:
     """Copy the usable images (hard links where possible) under dest/images/, keeping their relative
     paths, with splits.csv (path, split) and counts.json; dest appears only when complete."""
+    import pandas as pd  # here, not above: reading a photo (`vqgen inpaint`) needs no pandas
+
     rels = [p.relative_to(scan.root).as_posix() for p in scan.paths]
     with building(dest) as tmp:
         for rel, path in zip(rels, scan.paths):
@@ -256,6 +254,8 @@ def write_import(scan: Scan, dest: str | Path) -> None:
 
 def read_import(dest: str | Path) -> tuple[list[Path], np.ndarray, dict[str, int]]:
     """The image paths, splits and counts written by `write_import`."""
+    import pandas as pd
+
     dest = Path(dest)
     if not (dest / "splits.csv").exists():
         raise FolderError(f"{dest} holds no imported folder; run `vqgen download` with data.source: folder.")

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from vqgen.data.celeba import ATTRIBUTES, split_sizes
+from vqgen.data.celeba import ATTRIBUTES
+from vqgen.data.splits import split_sizes
 from vqgen.files import building
 
 W, H = 178, 218  # CelebA aligned image size
