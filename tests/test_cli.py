@@ -1,5 +1,6 @@
 """The `vqgen` command as a user meets it."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -7,12 +8,30 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from typer.testing import CliRunner
+
+from stages.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 VQGEN = [sys.executable, "-c", "from stages.cli import app; app()"]
 
 
-def vqgen(*args, cwd, **env):
+def vqgen(*args, cwd, **env) -> subprocess.CompletedProcess:
+    """`vqgen ARGS` in `cwd`, run in this process (without starting torch again): its exit status,
+    stdout and stderr. A bug raises here, with its traceback."""
+    threads = torch.get_num_threads()
+    try:
+        with contextlib.chdir(cwd):
+            r = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200", **env}, catch_exceptions=False)
+    finally:
+        torch.set_num_threads(threads)  # a stage sets its own
+    return subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)
+
+
+def vqgen_process(*args, cwd, **env) -> subprocess.CompletedProcess:
+    """`vqgen ARGS` in a process of its own, as a shell starts it: for --help, whose defaults are read
+    from ./params.yaml as the command starts, for torchrun, and for a process to kill."""
     return subprocess.run(
         [*VQGEN, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", **env}
     )
@@ -46,7 +65,7 @@ def test_help_lists_every_stage_of_the_pipeline(project):
     import yaml
 
     pipeline = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
-    commands = vqgen("--help", cwd=project).stdout.split("Commands:")[1]
+    commands = vqgen_process("--help", cwd=project).stdout.split("Commands:")[1]
     listed = [line.split()[0] for line in commands.splitlines() if line.strip()]
     assert [name for name in listed if name in pipeline] == pipeline and len(pipeline) >= 10
     assert {"generate", "inpaint", "info", "preset"} <= set(listed)
@@ -59,7 +78,7 @@ def test_stage_help_shows_defaults_from_params_yaml(project):
         .replace("temperature: 0.7\n  extra_noise", "temperature: 0.55\n  extra_noise")
     )
     (project / "params.yaml").write_text(text)
-    out = vqgen("sample_diffusion", "--help", cwd=project).stdout
+    out = vqgen_process("sample_diffusion", "--help", cwd=project).stdout
     assert "--diffusion.temperature" in out and "0.55" in out
     assert "--diffusion.steps" in out and "--evaluate.num_samples" in out
     assert "--diffusion.lr" not in out  # a training key: not read by this stage
@@ -87,7 +106,7 @@ def test_options_override_params_for_one_run(project):
 
 
 def test_a_yes_or_no_parameter_can_be_set_either_way(project):
-    out = vqgen("train_vqvae", "--help", cwd=project).stdout
+    out = vqgen_process("train_vqvae", "--help", cwd=project).stdout
     assert "--vqvae.flip" in out and "--no-vqvae.flip" in out
     for flag in ("--vqvae.flip", "--no-vqvae.flip"):
         r = vqgen("train_vqvae", flag, cwd=project)  # parsed, then stops: there are no images yet
@@ -334,7 +353,7 @@ def test_a_killed_training_stage_resumes_to_the_weights_of_an_uninterrupted_run(
     ]
     tiny += ["--compute.checkpoint_every", "10", "--compute.threads", "1"]
     model, scratch = project / "models/vqvae.safetensors", project / "scratch/resume"
-    r = vqgen("train_vqvae", *tiny, cwd=project)
+    r = vqgen_process("train_vqvae", *tiny, cwd=project)
     assert r.returncode == 0, r.stderr
     whole = model.read_bytes()
     assert not list(scratch.iterdir())  # cleared on success
@@ -349,11 +368,11 @@ def test_a_killed_training_stage_resumes_to_the_weights_of_an_uninterrupted_run(
         assert run.wait() == -signal.SIGKILL and not model.exists()  # killed part way, nothing written
 
     killed()
-    r = vqgen("train_vqvae", *tiny, cwd=project)
+    r = vqgen_process("train_vqvae", *tiny, cwd=project)
     assert r.returncode == 0 and "resuming train_vqvae from scratch/resume/train_vqvae-" in r.stderr, r.stderr
     assert model.read_bytes() == whole and not list(scratch.iterdir())
     killed()
-    r = vqgen("train_vqvae", *tiny, "--vqvae.lr", "0.002", cwd=project)  # another run: starts afresh
+    r = vqgen_process("train_vqvae", *tiny, "--vqvae.lr", "0.002", cwd=project)  # another run: starts afresh
     assert r.returncode == 0 and "resuming" not in r.stderr and model.read_bytes() != whole
     assert not list(scratch.iterdir())
 

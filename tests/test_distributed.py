@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 import torch
-from test_cli import ROOT, prepared_faces, vqgen
+from test_cli import ROOT, prepared_faces, vqgen, vqgen_process
 
 TINY_VQVAE = ["--vqvae.channels", "8", "--vqvae.codebook_size", "32", "--vqvae.code_dim", "8"]
 TINY_VQVAE += ["--vqvae.batch_size", "8", "--vqvae.max_iters", "12", "--vqvae.disc_start", "4"]
@@ -22,7 +22,7 @@ def project(tmp_path_factory):
 
 
 def trained(project, stage, args, nproc):
-    r = vqgen(stage, *args, "--compute.nproc", str(nproc), "--compute.threads", "1", cwd=project)
+    r = vqgen_process(stage, *args, "--compute.nproc", str(nproc), "--compute.threads", "1", cwd=project)
     assert r.returncode == 0, r.stderr
     name = {"train_vqvae": "vqvae", "train_ar": "ar"}[stage]
     metrics = json.loads((project / "metrics" / f"{name}.json").read_text())
