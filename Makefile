@@ -8,10 +8,10 @@ BIN    := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall when the dependency list changes. --no-compile: Python compiles each module when it is
-# first imported, so not compiling all of torch up front saves most of a minute of the install.
+# Reinstall when the dependency list changes. Byte-compiled at install (not --no-compile): where
+# PYTHONDONTWRITEBYTECODE is set, every process would compile torch again, and the tests start hundreds.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
