@@ -1,6 +1,7 @@
 """Reference points for every measure: real val images against the real test images (the floor,
 what a perfect model would score) and VQ-VAE reconstructions of val images (the best any prior
-over these tokens can reach, `rfd`)."""
+over these tokens can reach, `rfd`); and the rate of each attribute the judge sees in the real test
+images and in their reconstructions (the rates a prior's samples can reach)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,16 @@ def run(p: Params) -> None:
     floor = critic.measure(val)
     pipe = Pipeline.from_run(".", dev, params=p, priors=())
     rec = critic.measure(pipe.decode(pipe.encode(val[: critic.n])))
+    test = images.Split(layout.IMAGES, "test")[: critic.n]
+    rates = critic.rates(critic.real) if critic.attributes else {}
+    recon_rates = critic.rates(critic.view(pipe.decode(pipe.encode(test)))) if critic.attributes else {}
     common.write_metrics(
         "baselines",
         {
             **{f"floor_{k}": v for k, v in floor.items()},
             "rfd": rec.pop("fd"),
             **{f"recon_{k}": v for k, v in rec.items()},
+            **{f"test_{k}": v for k, v in rates.items()},
+            **{f"recon_{k}": v for k, v in recon_rates.items()},
         },
     )

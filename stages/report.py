@@ -1,5 +1,6 @@
 """Write figures/report.md: one table comparing the real floor, the reconstructions and every prior
-on every measure; the speed-quality frontier; completions of both priors side by side; the figures."""
+on every measure, one of the rate of each attribute the judge sees; the speed-quality frontier and,
+for priors on request, the guidance curve; completions of both priors side by side; the figures."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ COLUMNS = (
     "precision",
     "recall",
     "attr_tv",
+    "cond_accuracy",
+    "cond_fd",
     "inception_fid",
     "bits_per_token",
     "mean_steps",
@@ -26,6 +29,9 @@ PRIORS = tuple(layout.MODELS)  # params.yaml sections of the priors
 FIGURES = (
     ("VQ-VAE reconstructions (real | reconstruction)", "reconstructions.png"),
     ("Speed and quality: fd against seconds per image (sampling and decoding)", "frontier.png"),
+    ("Faces on request: cond_fd against cond_accuracy over the guidance scale", "guidance.png"),
+    ("Autoregressive samples on request", "ar_requests.png"),
+    ("Discrete-diffusion samples on request", "diffusion_requests.png"),
     ("Completions from the first half of the token rows, by both priors", "completion_half.png"),
     ("Autoregressive samples", "ar_samples.png"),
     ("Completions from the first quarter of the token rows (autoregressive)", "ar_completion_quarter.png"),
@@ -42,6 +48,22 @@ def _metrics(name: str) -> dict[str, float]:
     return json.loads((layout.METRICS / f"{name}.json").read_text())
 
 
+def _judged(judge: dict[str, float]) -> str:
+    """How well the judge does its task, in words."""
+    if "balanced_accuracy" in judge:
+        return (
+            f"mean balanced accuracy {judge['balanced_accuracy']:.3f} on real test images over the "
+            f"attributes; it sees {judge['seen_attributes']:.0f} of them"
+        )
+    return f"rotations told apart with accuracy {judge['val_accuracy']:.3f}"
+
+
+def _rates(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    """{attribute: rate} of the `<prefix>rate_<attribute>` entries of a metrics file."""
+    start = f"{prefix}rate_"
+    return {k[len(start) :]: v for k, v in metrics.items() if k.startswith(start)}
+
+
 def run(p: Params) -> None:
     base = _metrics("baselines")
     rows = {
@@ -53,13 +75,19 @@ def run(p: Params) -> None:
             **{k[len("recon_") :]: v for k, v in base.items() if k.startswith("recon_")},
         },
     }
-    frontier = {}
+    rates = {"real test images": _rates(base, "test_"), "their VQ-VAE reconstructions": _rates(base, "recon_")}
+    frontier, guidance = {}, {}
     for section in PRIORS:
         points = json.loads((layout.METRICS / "frontier" / f"{section}.json").read_text())
         name = "autoregressive prior" if section == "ar" else f"{points[0]['prior']} diffusion prior"
         rows[name] = {**_metrics(f"sample_{section}"), "bits_per_token": _metrics(section)["val_bits_per_token"]}
+        rates[name] = _rates(rows[name], "")
         frontier[name] = points
+        sweep = json.loads((layout.METRICS / "guidance" / f"{section}.json").read_text())
+        if sweep and all("cond_accuracy" in q for q in sweep):
+            guidance[name] = sweep
     render.frontier(layout.FIGURES / "frontier.png", frontier)
+    render.guidance(layout.FIGURES / "guidance.png", guidance)
     ar = samples.read(layout.SAMPLES / "ar.h5", "completion_half", "reconstructions")
     diffusion = samples.read(layout.SAMPLES / "diffusion.h5", "completion_half")
     render.panels(
@@ -77,7 +105,7 @@ def run(p: Params) -> None:
     vq, judge = _metrics("vqvae"), _metrics("evaluator")
     notes = [
         f"Measured on {p.evaluate.num_samples} images per set against real test images, in the feature "
-        f"space of the trained evaluator (validation accuracy {judge['val_accuracy']:.3f}): `fd` is a "
+        f"space of the trained evaluator ({_judged(judge)}): `fd` is a "
         "Fréchet distance there, not the Inception FID; lower is better, the floor is what real images score.",
         f"Tokenizer: validation PSNR {vq['val_psnr']:.2f} dB, {vq['codebook_usage']:.0%} of the codes used.",
         "Bits per token: validation cross-entropy. Only the autoregressive prior's is a likelihood of the "
@@ -95,5 +123,14 @@ def run(p: Params) -> None:
             "(set evaluate.inception_weights; nothing is ever downloaded)."
         ),
     ]
-    render.report(layout.FIGURES / "report.md", "vqgen: comparison report", rows, COLUMNS, notes, FIGURES)
+    if any(rates.values()):
+        notes.append(
+            "Attribute rates: the share of each image set in which the judge calls each attribute it sees "
+            "(balanced accuracy of at least 0.8 on real test images), unconditional samples; the "
+            "reconstructions' rates are what a prior over these tokens can reach."
+        )
+    names = tuple(dict.fromkeys(k for r in rates.values() for k in r))
+    tables = [(rows, COLUMNS)] + ([(rates, names)] if names else [])
+    shown = tuple((caption, f) for caption, f in FIGURES if f != "guidance.png" or guidance)
+    render.report(layout.FIGURES / "report.md", "vqgen: comparison report", tables, notes, shown)
     common.write_metrics("report", {})

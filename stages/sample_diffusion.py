@@ -15,6 +15,8 @@ PARAMS = (
     "diffusion.tolerance",
     "diffusion.order",
     "diffusion.confidence_noise",
+    "diffusion.guidance",
+    "diffusion.guidance_schedule",
     "sample",
     *judge.PARAMS,
 )

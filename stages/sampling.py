@@ -1,7 +1,8 @@
 """Sampling shared by every prior: unconditional samples timed at the sampling batch size and at
 batch 1, completions of test images from their first token rows, and the judge's measures; for
 diffusion priors also inpainting, reverse-diffusion strips at two temperatures, the GIF, and
-the speed-quality frontier over the number of steps."""
+the speed-quality frontier over the number of steps; for a prior conditioned on attributes, the
+figure of requests and cond_accuracy and cond_fd over a sweep of guidance scales."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 
 from stages import common
-from vqgen import layout, masks, render
+from vqgen import layout, masks, render, requests
 from vqgen.config import Params
 from vqgen.data import samples, tokens
 from vqgen.judge import Judge
@@ -18,6 +19,7 @@ from vqgen.pipeline import Pipeline
 FRONTIER_STEPS = (4, 8, 12, 16, 32)
 STRIP_TEMPERATURES = (0.7, 1.2)  # the blog's Figs 5 and 6: a low and a high temperature
 SHOWN = 9  # test images completed and inpainted, one 3x3 grid
+PER_CLASS = 16  # samples requesting each measured attribute present, and as many absent (cond_accuracy)
 
 
 def measure(pipe: Pipeline, section: str, judge: Judge, settings: dict, p: Params) -> dict:
@@ -68,6 +70,41 @@ def diffusion_figures(pipe: Pipeline, section: str, settings: dict, test: torch.
     render.gif(layout.FIGURES / f"{section}.gif", [pipe.decode(x) for x in render.pick(way.trajectory, 60)])
 
 
+def on_request(pipe: Pipeline, section: str, judge: Judge, settings: dict, seed: int) -> dict:
+    """The figure of requests (of a prior without attributes: its row of no request), and cond_accuracy
+    and cond_fd at every guidance scale of the sweep: the metrics at the configured scale and at 1
+    (unguided); the sweep goes to metrics/guidance/ (empty without attributes)."""
+    prior = pipe.priors[section]
+    rows = requests.figure_rows(pipe, section, 8, seed, **settings)
+    render.side_by_side(
+        layout.FIGURES / f"{section}_requests.png",
+        [[(label, render.grid(imgs, 8))] for label, imgs in rows],
+        title=f"The {prior.name} prior on request (guidance {settings['guidance']:g}, {settings['guidance_schedule']})",
+    )
+    if not prior.attributes:
+        common.write_json(layout.METRICS / "guidance" / f"{section}.json", [])
+        return {}
+    sweep, scales = {}, sorted({*requests.SWEEP, settings["guidance"]})
+    per_class = min(PER_CLASS, max(2, judge.n // 8))
+    with common.progress(len(scales), f"requests to the {prior.name} prior, guidance {scales}") as advance:
+        for scale in scales:
+            at = {**settings, "guidance": scale}
+            sweep[scale] = {
+                **requests.cond_accuracy(pipe, section, judge, per_class, seed, **at),
+                "cond_fd": requests.cond_fd(pipe, section, judge, seed, **at),
+            }
+            advance()
+    common.write_json(
+        layout.METRICS / "guidance" / f"{section}.json",
+        [
+            {"prior": prior.name, "guidance": g, **{k: m[k] for k in ("cond_fd", "cond_accuracy") if k in m}}
+            for g, m in sweep.items()
+        ],
+    )
+    unguided = {f"{k}_guidance1": v for k, v in sweep[1.0].items() if k in ("cond_accuracy", "cond_fd")}
+    return {**sweep[settings["guidance"]], **unguided}
+
+
 def run(p: Params, section: str) -> None:
     s = p.sample
     dev = common.device(p, s.seed)
@@ -77,7 +114,9 @@ def run(p: Params, section: str) -> None:
 
     runs = measure(pipe, section, judge, settings, p)
     result, measured = runs[settings.get("steps")]
+    measured |= judge.rates(judge.view(result.images))
     measured["seconds_per_image_batch1"] = pipe.latency(section, s.seed, **settings)
+    measured |= on_request(pipe, section, judge, settings, s.seed)
     render.save_image(layout.FIGURES / f"{section}_samples.png", render.grid(result.images[:36], 6, scale=2))
     common.write_json(
         layout.METRICS / "frontier" / f"{section}.json",

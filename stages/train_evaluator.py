@@ -6,11 +6,11 @@ from __future__ import annotations
 import torch
 
 from stages import common
-from vqgen import checkpoint, distributed, layout, train
+from vqgen import checkpoint, distributed, evaluate, layout, train
 from vqgen.config import Params
 from vqgen.data import images
 from vqgen.models import evaluator
-from vqgen.models.evaluator import Evaluator, augment, rotate
+from vqgen.models.evaluator import SEEN, Evaluator, augment, rotate
 
 PARAMS = (
     *(f"evaluate.{k}" for k in ("width", "max_iters", "batch_size", "lr", "weight_decay", "seed")),
@@ -24,7 +24,10 @@ def run(p: Params) -> None:
     tr, val = images.Split(layout.IMAGES, "train", common.memory_limit(p)), images.Split(layout.IMAGES, "val")
     names, y = tr.attribute_names, torch.from_numpy(tr.attributes).float()
     fast = dict(device=dev, memory_format=torch.channels_last)  # faster convolutions on CPU
-    model = Evaluator(e.model_config(len(names))).to(**fast)
+    model = Evaluator(e.model_config(len(names)))
+    if names:
+        model.balance(y)
+    model = model.to(**fast)
     opt = train.optimizer(model, e)
     gen = torch.Generator().manual_seed(e.seed)
 
@@ -47,18 +50,24 @@ def run(p: Params) -> None:
 
     model.eval()
     turn = torch.Generator().manual_seed(0)
-    logits, turns = [], []
-    with torch.no_grad():
-        for xv in images.batched(val):
-            if not names:
+    meta = {}
+    if names:  # each attribute's balanced accuracy on the real test images, which the judge compares with
+        test = images.Split(layout.IMAGES, "test")
+        called = evaluate.judge(model, images.batched(test))["attributes"]
+        accuracy = evaluate.balanced_accuracy(called, test.attributes)
+        meta = {"attributes": names, "balanced_accuracy": [float(a) for a in accuracy]}
+        metrics = {
+            "balanced_accuracy": float(accuracy.mean()),
+            "seen_attributes": int((accuracy >= SEEN).sum()),
+            **{f"balanced_accuracy_{n}": float(a) for n, a in zip(names, accuracy)},
+        }
+    else:
+        turns, logits = [], []
+        with torch.no_grad():
+            for xv in images.batched(val):
                 xv, k = rotate(xv, turn)
                 turns.append(k)
-            logits.append(model(xv.to(dev))[0].cpu())
-    logits = torch.cat(logits)
-    if names:
-        correct = ((logits > 0).numpy() == (val.attributes > 0)).mean(0)
-        metrics = {"val_accuracy": float(correct.mean()), **{f"accuracy_{n}": float(a) for n, a in zip(names, correct)}}
-    else:
-        metrics = {"val_accuracy": float((logits.argmax(1) == torch.cat(turns)).float().mean())}
+                logits.append(model(xv.to(dev))[0].cpu())
+        metrics = {"val_accuracy": float((torch.cat(logits).argmax(1) == torch.cat(turns)).float().mean())}
     common.write_metrics("evaluator", {**metrics, "world_size": distributed.world()})
-    checkpoint.save(layout.EVALUATOR, model, model.cfg)
+    checkpoint.save(layout.EVALUATOR, model, model.cfg, **meta)

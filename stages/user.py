@@ -27,14 +27,30 @@ STEPS = typer.Option(None, help="diffusion: reverse steps  [default: diffusion.s
 ORDER = typer.Option(None, help="masked diffusion: halton or confidence  [default: diffusion.order]")
 NOISE = typer.Option(None, "--confidence-noise", help="masked (confidence order), uniform_x0: Gumbel noise scale")
 TOLERANCE = typer.Option(None, help="uniform diffusion: share of changed tokens at which a grid has settled")
+ATTR = typer.Option(
+    None, "--attr", metavar="NAME=0|1", help="ask for an attribute present (1) or absent (0); repeat for more"
+)
+GUIDANCE = typer.Option(None, help="classifier-free guidance scale of a request (1: off)  [default: params.yaml]")
+SCHEDULE = typer.Option(None, "--guidance-schedule", help="guidance over the steps: constant, or linear from 1")
 
 
-SETTINGS = ("temperature", "top_k", "steps", "order", "confidence_noise", "tolerance")  # the options of samplers
+SETTINGS = ("temperature", "top_k", "steps", "order", "confidence_noise", "tolerance", "guidance", "guidance_schedule")
 
 
 def _settings(options: dict) -> dict:
     """The sampler settings among a command's options that were given."""
     return {key: options[key] for key in SETTINGS if options[key] is not None}
+
+
+def _attributes(given: list[str] | None) -> dict[str, int]:
+    """{name: 0 or 1} of the --attr options NAME=0 or NAME=1."""
+    out = {}
+    for item in given or []:
+        name, sep, value = item.partition("=")
+        if not sep or value.strip() not in ("0", "1") or not name.strip():
+            raise ConfigError(f"--attr {item!r} is not NAME=1 or NAME=0; write e.g. --attr Eyeglasses=1.")
+        out[name.strip()] = int(value)
+    return out
 
 
 def _start(run: Path, prior: str, n: int, out: Path, device: str | None) -> tuple[Pipeline, config.Params]:
@@ -56,9 +72,17 @@ def _start(run: Path, prior: str, n: int, out: Path, device: str | None) -> tupl
     return Pipeline.from_run(run, dev, params=p, priors=(prior,)), p
 
 
-def _described(pipe: Pipeline, prior: str, settings: dict) -> str:
+def _described(pipe: Pipeline, prior: str, settings: dict, attributes: dict) -> str:
     at = pipe.settings(prior, **settings)
-    return f"the {pipe.priors[prior].name} prior, " + ", ".join(f"{k} {v}" for k, v in at.items())
+    if not attributes:  # guidance applies to requests only
+        at = {k: v for k, v in at.items() if not k.startswith("guidance")}
+    asked = ", ".join(f"{k}={v}" for k, v in attributes.items())
+    return (
+        f"the {pipe.priors[prior].name} prior"
+        + (f" asked for {asked}" if asked else "")
+        + ", "
+        + ", ".join(f"{k} {v}" for k, v in at.items())
+    )
 
 
 def generate(
@@ -72,17 +96,25 @@ def generate(
     order: str | None = ORDER,
     confidence_noise: float | None = NOISE,
     tolerance: float | None = TOLERANCE,
+    attr: list[str] | None = ATTR,
+    guidance: float | None = GUIDANCE,
+    guidance_schedule: str | None = SCHEDULE,
     batch_size: int | None = BATCH,
     device: str | None = DEVICE,
     run: Path = RUN,
 ) -> None:
-    """Draw new images from a trained prior: one PNG per image and one PNG of them all in a grid."""
+    """Draw new images from a trained prior, on request with --attr: one PNG per image and one PNG of
+    them all in a grid."""
     settings = _settings(locals())
     with common.reported():
+        attributes = _attributes(attr)
         pipe, _ = _start(run, prior, n, out, device)
-        described = _described(pipe, prior, settings)
+        pipe.request(prior, attributes)  # a bad request stops us before any drawing
+        described = _described(pipe, prior, settings, attributes)
         with common.progress(n, f"sampling the {prior} prior") as advance:
-            drawn = pipe.generate(n, prior, seed=seed, batch_size=batch_size, progress=advance, **settings)
+            drawn = pipe.generate(
+                n, prior, seed=seed, batch_size=batch_size, progress=advance, attributes=attributes, **settings
+            )
         stem = f"{prior}-seed{seed}"
         for i, image in enumerate(drawn.images):
             render.save_image(out / f"{stem}-{i:03d}.png", image)
@@ -108,6 +140,9 @@ def inpaint(
     order: str | None = ORDER,
     confidence_noise: float | None = NOISE,
     tolerance: float | None = TOLERANCE,
+    attr: list[str] | None = ATTR,
+    guidance: float | None = GUIDANCE,
+    guidance_schedule: str | None = SCHEDULE,
     batch_size: int | None = BATCH,
     device: str | None = DEVICE,
     run: Path = RUN,
@@ -117,8 +152,10 @@ def inpaint(
     its reconstruction and the completions, and each completion as a PNG."""
     settings = _settings(locals())
     with common.reported():
+        attributes = _attributes(attr)
         pipe, p = _start(run, prior, n, out, device)
-        described = _described(pipe, prior, settings)
+        pipe.request(prior, attributes)
+        described = _described(pipe, prior, settings, attributes)
         read = [folder.load_photo(photo, pipe.image_size, p.data.min_size) for photo in photos]
         hidden = np.stack([masks.pixels(mask, pipe.image_size, size) for _, size in read])
         known = masks.known_tokens(hidden, pipe.grid)
@@ -128,7 +165,9 @@ def inpaint(
         grids = pipe.encode(imgs)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MaskWarning)
-            done = pipe.complete(grids, known, prior, n=n, seed=seed, batch_size=batch_size, **settings)
+            done = pipe.complete(
+                grids, known, prior, n=n, seed=seed, batch_size=batch_size, attributes=attributes, **settings
+            )
         for message in dict.fromkeys(str(w.message) for w in caught):
             typer.echo(f"warning: {message}", err=True)
         recon, f = pipe.decode(grids), pipe.image_size // pipe.grid[0]
@@ -186,16 +225,23 @@ def _lines(entry: dict, p: config.Params) -> list[str]:
             )
         return out
     if entry["name"] == "judge":
+        if "balanced_accuracy" in m:
+            seen = f"sees {m['seen_attributes']:.0f} attributes (balanced accuracy of 0.8 or more on real test images)"
+            return [f"{entry['kind']}, {size}", f"mean balanced accuracy {m['balanced_accuracy']:.3f}; {seen}"]
         return [f"{entry['kind']}, {size}", f"val accuracy {m.get('val_accuracy', math.nan):.3f}"]
     h, w = entry["grid"]
     out = [f"{entry['kind']} prior, depth {entry['layers']}, width {entry['width']}, {size}, {h}x{w} grids"]
     state = "the run's" if entry["matches"] else "NOT the run's: retrain it"
     out.append(f"trained on the tokens of tokenizer {str(entry['tokenizer'])[:12]} ({state})")
+    names = entry["attributes"]
+    out.append(f"on request: {len(names)} attributes, --attr NAME=0|1" if names else "unconditional: takes no --attr")
     if m:
         out.append(
             f"val {m.get('val_bits_per_token', math.nan):.3f} bits/token; fd {m.get('fd', math.nan):.3g}, "
             f"recall {m.get('recall', math.nan):.2f}, {1000 * m.get('seconds_per_image', math.nan):.1f} ms/image"
         )
+        if "cond_accuracy" in m:
+            out.append(f"on request: cond_accuracy {m['cond_accuracy']:.3f}, cond_fd {m['cond_fd']:.3g}")
     settings = {**entry["sampling"], **getattr(p, entry["name"]).sampling(tuple(entry["sampling"]))}
     out.append("samples with " + ", ".join(f"{k} {v}" for k, v in settings.items()))
     return out

@@ -54,6 +54,44 @@ def test_generate_writes_the_pipelines_images_where_asked_and_nothing_else(train
     assert snapshot(trained_run.path) == before
 
 
+def test_generate_on_request_draws_the_pipelines_guided_images(trained_run, tmp_path):
+    out = tmp_path / "asked"
+    args = ["--attr", "Eyeglasses=1", "--attr", "Male=0", "--guidance", 2, "--guidance-schedule", "linear"]
+    r = vqgen("generate", "--run", trained_run.path, "--n", 4, "--seed", 2, "--out", out, *args)
+    assert r.exit_code == 0, r.output
+    assert (
+        "the ar prior asked for Eyeglasses=1, Male=0, temperature 1.0, top_k 0, guidance 2.0, guidance_schedule linear"
+        in r.stdout
+    )
+    pipe = Pipeline.from_run(trained_run.path, "cpu")
+    request = {"Eyeglasses": 1, "Male": 0}
+    drawn = pipe.generate(4, "ar", seed=2, attributes=request, guidance=2, guidance_schedule="linear")
+    for i in range(4):
+        assert np.array_equal(np.asarray(Image.open(out / f"ar-seed2-{i:03d}.png")), drawn.images[i])
+    free = pipe.generate(4, "ar", seed=2)
+    assert not torch.equal(free.tokens, drawn.tokens)
+    names = pipe.prior("ar").attributes
+    vector = np.full(len(names), -1)
+    vector[[names.index("Eyeglasses"), names.index("Male")]] = [1, 0]
+    same = pipe.generate(4, "ar", seed=2, attributes=vector, guidance=2, guidance_schedule="linear")
+    assert torch.equal(same.tokens, drawn.tokens)  # a mapping of names or the vector in the prior's order
+    assert torch.equal(pipe.generate(4, "ar", seed=2, attributes={}).tokens, free.tokens)  # nothing asked
+
+
+def test_completions_on_request_keep_the_given_tokens(trained_run):
+    pipe = Pipeline.from_run(trained_run.path, "cpu")
+    grids = torch.from_numpy(samples.read(trained_run.path / layout.SAMPLES / "diffusion.h5", "tokens")["tokens"][:3])
+    known = torch.zeros(pipe.grid, dtype=torch.bool)
+    known[:2] = True
+    each = np.array([[1 if i == j else -1 for i in range(40)] for j in range(3)])  # its own request per grid
+    done = pipe.complete(grids, known, "diffusion", n=2, seed=1, attributes=each, guidance=4)
+    free = pipe.complete(grids, known, "diffusion", n=2, seed=1)
+    assert torch.equal(done.tokens[:, :2], grids.repeat_interleave(2, 0)[:, :2])
+    assert not torch.equal(done.tokens, free.tokens)
+    with pytest.raises(ConfigError, match=r"^attributes for 2 images; give one row for each of the 3\.$"):
+        pipe.complete(grids, known, "diffusion", attributes=each[:2])
+
+
 def test_the_pipeline_draws_what_the_sampling_stage_drew_with_the_same_seed_and_settings(trained_run):
     pipe = Pipeline.from_run(trained_run.path, "cpu")
     for prior in ("ar", "diffusion"):
@@ -70,11 +108,13 @@ def test_settings_come_from_the_defaults_the_checkpoint_params_yaml_and_the_call
 
     run, prior = trained_run.path, tmp_path / "diffusion.safetensors"
     model, meta = checkpoint.load(run / layout.DIFFUSION, Transformer, TransformerConfig)
-    assert meta["sampling"] == {"temperature": 0.7, "steps": 12, "confidence_noise": 4.5, "order": "halton"}
+    guided = {"guidance": 3.0, "guidance_schedule": "constant"}
+    assert meta["sampling"] == {"temperature": 0.7, "steps": 12, "confidence_noise": 4.5, "order": "halton", **guided}
     meta.pop("config")
     checkpoint.save(prior, model, model.cfg, **{**meta, "sampling": {**meta["sampling"], "temperature": 0.5}})
     alone = Pipeline(run / layout.VQVAE, diffusion=prior, device="cpu")  # no params.yaml: the checkpoint's
-    assert alone.settings("diffusion") == {"temperature": 0.5, "steps": 12, "confidence_noise": 4.5, "order": "halton"}
+    at = {"temperature": 0.5, "steps": 12, "confidence_noise": 4.5, "order": "halton", **guided}
+    assert alone.settings("diffusion") == at
     run_params = Pipeline.from_run(run, "cpu")
     assert run_params.settings("diffusion")["steps"] == 3  # the tiny run's params.yaml
     assert run_params.settings("diffusion", steps=5, temperature=None)["steps"] == 5
@@ -127,6 +167,31 @@ def test_the_ar_prior_warns_once_under_a_mask_it_cannot_look_past(trained_run, t
         (["generate", "--out", "figures/mine"], "error: --out figures/mine lies in figures/, which the pipeline"),
         (["generate", "--prior", "diffusion", "--top-k", "3"], "error: top_k is not a setting of the masked prior"),
         (["generate", "--temperature", "0"], "error: ar.temperature is 0.0; use a positive number."),
+        (
+            ["generate", "--attr", "Eyeglases=1"],
+            "error: 'Eyeglases' is not an attribute of this run's data; did you mean Eyeglasses?",
+        ),
+        (
+            ["generate", "--attr", "glasses=1"],
+            "error: 'glasses' is not an attribute of this run's data; did you mean Eyeglasses?",
+        ),
+        (
+            ["generate", "--attr", "Eyeglasses=2"],
+            "error: --attr 'Eyeglasses=2' is not NAME=1 or NAME=0; write e.g. --attr",
+        ),
+        (
+            ["generate", "--attr", "Male"],
+            "error: --attr 'Male' is not NAME=1 or NAME=0; write e.g. --attr Eyeglasses=1.",
+        ),
+        (["generate", "--guidance", "-1"], "error: ar.guidance is -1.0; use a scale of 0 or more (1: off)."),
+        (
+            ["generate", "--guidance-schedule", "cosine"],
+            "error: ar.guidance_schedule is 'cosine'; use one of constant, linear.",
+        ),
+        (
+            ["inpaint", "{photo}", "--attr", "Smile=1"],
+            "error: 'Smile' is not an attribute of this run's data; did you mean Smiling?",
+        ),
         (["inpaint", "{photo}", "--mask", "box:0,0,40,40"], "error: --mask box:0,0,40,40 does not lie inside the"),
         (["inpaint", "{photo}", "--mask", "box:1,2"], "error: --mask box:1,2 is not box:X0,Y0,X1,Y1 with four whole"),
         (["inpaint", "{photo}", "--mask", "{small}"], "error: --mask {small} is 10x10 pixels; use a mask of the photo"),
@@ -191,3 +256,5 @@ def test_info_lists_every_model_with_its_size_grid_tokenizer_and_metrics(trained
     assert f"fd {fd:.3g}" in r.stdout
     assert "samples with temperature 0.7, steps 3, confidence_noise 4.5, order halton" in r.stdout
     assert "judge      models/evaluator.safetensors: attribute classifier" in r.stdout
+    assert r.stdout.count("on request: 40 attributes, --attr NAME=0|1") == 2 and "on request: cond_accuracy" in r.stdout
+    assert "mean balanced accuracy" in r.stdout

@@ -31,6 +31,7 @@ def world(tmp_path_factory):
     stream = train.Batches(torch.arange(1200), 64, gen)
 
     judge_model = Evaluator(EvaluatorConfig(num_attributes=40, width=16))
+    judge_model.balance(labels[:1200])
 
     def judge_loss(it):
         rows = next(stream)

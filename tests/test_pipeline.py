@@ -11,6 +11,10 @@ import pytest
 import yaml
 from conftest import TINY, run, set_params
 
+from vqgen import checkpoint, layout, requests
+from vqgen.config import ConfigError
+from vqgen.pipeline import Pipeline
+
 ROOT = Path(__file__).resolve().parents[1]
 
 OUTPUTS = [
@@ -89,6 +93,10 @@ def test_dvc_repro_end_to_end(run_copy):
     for name, values in metrics.items():  # each stage's wall time, so `dvc metrics show` shows where it goes
         assert 0 < values["seconds"] < 300, name
     assert metrics["data"]["train_images"] + metrics["data"]["val_images"] + metrics["data"]["test_images"] == 120
+    seen = {f"rate_{n}" for n, a in metrics["evaluator"].items() if n.startswith("balanced_accuracy_") and a >= 0.8}
+    seen = {n.replace("balanced_accuracy_", "") for n in seen}
+    requested = {"cond_accuracy", "cond_seen", "cond_fd", "cond_accuracy_guidance1", "cond_fd_guidance1"}
+    requested |= {f"cond_accuracy_{n}" for n in requests.MEASURED}
     for name in ("sample_ar", "sample_diffusion"):
         assert set(metrics[name]) == {
             "fd",
@@ -99,7 +107,20 @@ def test_dvc_repro_end_to_end(run_copy):
             "seconds_per_image_batch1",
             "mean_steps",
             "seconds",
+            *seen,
+            *requested,
         }
+        sweep = json.loads((repo / "metrics/guidance" / f"{name[7:]}.json").read_text())
+        assert [q["guidance"] for q in sweep] == [1.0, 1.5, 2.0, 3.0, 5.0]  # the default 3.0 among them
+        by_scale = {q["guidance"]: q for q in sweep}
+        assert by_scale[3.0]["cond_fd"] == metrics[name]["cond_fd"]
+        assert by_scale[1.0]["cond_accuracy"] == metrics[name]["cond_accuracy_guidance1"]
+        assert (repo / "figures" / f"{name[7:]}_requests.png").is_file()
+    assert metrics["evaluator"]["seen_attributes"] == len(seen) and {f"test_{r}" for r in seen} < set(
+        metrics["baselines"]
+    )
+    for prior in ("ar", "diffusion"):  # conditioned on the 40 attributes of the synthetic faces
+        assert len(checkpoint.metadata(repo / layout.MODELS[prior])["attributes"]) == 40
     assert metrics["sample_diffusion"]["mean_steps"] == 3  # masked: exactly diffusion.steps
     frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
     assert [row["steps"] for row in frontier] == [3, 4, 8, 12, 16, 32] and frontier[0]["prior"] == "masked"
@@ -187,7 +208,11 @@ def test_every_stage_on_a_folder_of_images_with_a_16x16_grid(tmp_path):
     evaluator = json.loads((project / "metrics/evaluator.json").read_text())
     assert list(evaluator) == ["val_accuracy", "world_size", "seconds"]  # of the rotation task
     sample = json.loads((project / "metrics/sample_ar.json").read_text())
-    assert set(sample) == {"fd", "precision", "recall", "mean_steps", *TIMINGS}
+    assert set(sample) == {"fd", "precision", "recall", "mean_steps", *TIMINGS}  # no attributes, no requests
+    assert json.loads((project / "metrics/guidance/ar.json").read_text()) == []
+    assert checkpoint.metadata(project / layout.AR)["attributes"] == []  # unconditional, exactly as before
+    with pytest.raises(ConfigError, match=r"^the ar prior of this run was trained without attributes \(a folder"):
+        Pipeline.from_run(project, "cpu").generate(2, "ar", attributes={"Male": 1})
     assert "| autoregressive prior |" in (project / "figures/report.md").read_text()
     with h5py.File(next((project / "data/tokens").glob("train-*.h5"))) as f:
         assert f["tokens"].shape[1:] == (16, 16)

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from vqgen import checkpoint
-from vqgen.models.transformer import Transformer, TransformerConfig
-from vqgen.priors import PRIORS, UNDECIDED, diffusion, masked, prefix_mask, restore, uniform_x0
+from vqgen.config import Diffusion
+from vqgen.models.transformer import UNSPECIFIED, Transformer, TransformerConfig
+from vqgen.priors import PRIORS, UNDECIDED, diffusion, guidance, masked, prefix_mask, restore, uniform_x0
 from vqgen.priors.base import categorical
 
 GRID = (4, 4)
@@ -404,3 +405,173 @@ def test_each_samplers_keyword_defaults_are_params_yamls_defaults_and_its_checkp
     checkpoint.save(tmp_path / "p.safetensors", prior.model, prior.model.cfg, **prior.metadata())
     model, meta = checkpoint.load(tmp_path / "p.safetensors", Transformer, TransformerConfig)
     assert restore(model, meta).sampling == {**PRIORS["masked"].defaults(), "temperature": 0.9}
+
+
+# Requests and classifier-free guidance.
+
+A = 3  # attributes of the conditioned toy priors
+REQUEST = torch.tensor([1, -1, 0])  # the first present, the second unspecified, the third absent
+
+
+def conditioned(name, **sizes):
+    """A toy prior on three attributes, whose attribute embeddings (zero at initialisation, so that
+    training starts from the unconditional model) are set as if trained."""
+    torch.manual_seed(0)
+    sizes = {"n_layer": 2, "n_head": 2, "n_embd": 32, **sizes}
+    prior = PRIORS[name].create(K, GRID, attributes=["a", "b", "c"], **sizes)
+    with torch.no_grad():
+        assert not prior.model.attr_emb.weight.any()
+        prior.model.attr_emb.weight.normal_(0, 0.5)
+    return prior
+
+
+def blind(name):
+    """A conditioned prior, set by hand, whose logits depend on the request only: every embedding but the
+    attributes' is zero and every block adds nothing, so u = head(ln_f(0)) and c = head(ln_f(e)), where e
+    is the sum of the request's attribute embeddings, at every position and whatever the tokens."""
+    prior = conditioned(name)
+    with torch.no_grad():
+        for key, p in prior.model.named_parameters():
+            if not key.startswith(("attr_emb", "head", "ln_f")):
+                p.zero_()
+        prior.model.ln_f.bias.normal_(0, 0.3)
+        prior.model.head.weight.normal_(0, 0.7)
+        c, u = known_logits(prior, 1)
+        e = torch.nn.functional.layer_norm(prior.model.condition(REQUEST[None])[0], (32,))
+        d = c - u  # = head(e), whatever the bias: make code 0 its clear maximum, and u favour another code
+        prior.model.head.weight[0] += (1 + d.max() - d[0]) * e / e.pow(2).sum()
+        if known_logits(prior, 1)[1].argmax() == 0:
+            prior.model.ln_f.bias.neg_()
+    prior.model.eval()
+    return prior
+
+
+def known_logits(prior, b):
+    x = torch.zeros(b, prior.model.cfg.block_size, dtype=torch.long)
+    c = prior.model(x, request=REQUEST.expand(b, A))[0][:, -1]
+    u = prior.model(x)[0][:, -1]
+    assert torch.allclose(c, c[:1].expand_as(c)) and (c - u).abs().max() > 0.5  # (c - u) is a known vector
+    return c[0], u[0]
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear"])
+@pytest.mark.parametrize("s", [0.0, 2.5])
+def test_the_ar_sampler_draws_every_token_from_u_plus_s_times_c_minus_u(s, schedule):
+    prior, b, t = blind("ar"), 5, GRID[0] * GRID[1]
+    c, u = known_logits(prior, b)
+    got = prior.sample(
+        b,
+        request=REQUEST,
+        guidance=s,
+        guidance_schedule=schedule,
+        temperature=0.8,
+        generator=torch.Generator().manual_seed(3),
+    ).tokens.flatten(1)
+    gen, want = torch.Generator().manual_seed(3), []
+    for pos in range(t):  # the sampler draws one uniform per grid per position, in this order
+        scale = s if schedule == "constant" else 1 + (s - 1) * (pos + 1) / t
+        probs = torch.softmax((u + scale * (c - u)) / 0.8, -1).expand(b, K)
+        want.append(categorical(probs, gen))
+    assert torch.equal(got, torch.stack(want, 1))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear"])
+def test_the_masked_sampler_draws_each_step_from_u_plus_s_times_c_minus_u(schedule):
+    prior, b, t, steps, s = blind("masked"), 4, GRID[0] * GRID[1], 5, 3.0
+    c, u = known_logits(prior, b)
+    draw = prior.sample(
+        b,
+        request=REQUEST,
+        guidance=s,
+        guidance_schedule=schedule,
+        steps=steps,
+        temperature=0.6,
+        order="halton",
+        generator=torch.Generator().manual_seed(5),
+        trajectory=True,
+    )
+    gen = torch.Generator().manual_seed(5)
+    for step in range(steps):  # each step draws every position, then one uniform each for the confidence noise
+        scale = s if schedule == "constant" else 1 + (s - 1) * (step + 1) / steps
+        heat, _ = masked.annealed(0.6, Diffusion.confidence_noise, (step + 1) / steps)
+        guided = torch.log_softmax(u + scale * (c - u), -1)
+        drawn = categorical(torch.softmax(guided / heat, -1).expand(b, t, K), gen)
+        torch.rand((b, t), generator=gen)
+        new = (draw.trajectory[step] == UNDECIDED) & (draw.trajectory[step + 1] != UNDECIDED)
+        assert new.any() and torch.equal(draw.trajectory[step + 1][new], drawn.view(b, *GRID)[new])
+
+
+@pytest.mark.parametrize("name", list(PRIORS))
+def test_a_strong_guidance_draws_what_the_request_favours_and_none_means_unconditional(name):
+    prior = blind(name)
+    c, u = known_logits(prior, 1)
+    favoured = int((c - u).argmax())
+    assert favoured == 0
+    settings = {**SETTINGS[name], "temperature": 1.0}
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    pushed = prior.sample(6, request=REQUEST, guidance=60.0, generator=gen(), **settings).tokens
+    assert (pushed == favoured).float().mean() > 0.9
+    free = prior.sample(6, generator=gen(), **settings).tokens
+    open_request = prior.sample(6, request=torch.full((A,), -1), guidance=1.0, generator=gen(), **settings).tokens
+    unguided = prior.sample(6, guidance=60.0, generator=gen(), **settings).tokens  # no request: nothing to guide
+    assert torch.equal(free, open_request) and torch.equal(free, unguided)
+    assert (free == favoured).float().mean() < 0.5
+
+
+@pytest.mark.parametrize("name", list(PRIORS))
+def test_guidance_one_is_the_conditional_sampler_token_for_token(name):
+    prior, gen = conditioned(name), lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    prior.model.eval()
+    settings = SETTINGS[name]
+    one = prior.sample(6, request=REQUEST, guidance=1.0, generator=gen(), **settings).tokens
+    again = prior.sample(
+        6, request=REQUEST.expand(6, A), guidance=1.0, guidance_schedule="linear", generator=gen(), **settings
+    ).tokens
+    guided = prior.sample(6, request=REQUEST, guidance=4.0, generator=gen(), **settings).tokens
+    assert torch.equal(one, again) and not torch.equal(one, guided)
+
+
+def test_the_guided_ar_sampler_with_its_doubled_cache_equals_the_guided_recomputation():
+    prior = conditioned("ar")
+    prior.model.eval()
+    request = torch.tensor([[1, 0, -1], [0, -1, 1], [-1, -1, -1]])
+    kw = dict(request=request, guidance=2.5, guidance_schedule="linear")
+    cached = prior.sample(3, generator=torch.Generator().manual_seed(2), **kw).tokens
+    recomputed = prior.sample(3, generator=torch.Generator().manual_seed(2), cache=False, **kw).tokens
+    assert torch.equal(cached, recomputed)
+    given, known = DATA.expand(3, *GRID), prefix_mask(3, GRID, 5)
+    done = prior.sample(given=given, known=known, generator=torch.Generator().manual_seed(2), **kw).tokens
+    again = prior.sample(given=given, known=known, generator=torch.Generator().manual_seed(2), cache=False, **kw).tokens
+    assert torch.equal(done, again) and torch.equal(done.flatten(1)[:, :5], given.flatten(1)[:, :5])
+
+
+def test_training_requests_drop_whole_requests_and_single_attributes_to_unspecified():
+    torch.manual_seed(0)
+    attrs = torch.randint(0, 2, (4000, 40))
+    assert torch.equal(guidance.dropped(attrs, 0.0, 0.0), attrs)
+    assert (guidance.dropped(attrs, 1.0, 0.0) == UNSPECIFIED).all()
+    partial = guidance.dropped(attrs, 0.0, 1.0)
+    kept = partial != UNSPECIFIED
+    assert torch.equal(partial[kept], attrs[kept])
+    assert abs(kept.float().mean() - 0.5) < 0.02  # each grid keeps a uniformly drawn share
+    share = kept.float().mean(1)
+    assert (share < 0.1).float().mean() > 0.05 and (share > 0.9).float().mean() > 0.05
+    mixed = guidance.dropped(attrs, 0.1, 0.5)
+    rows = mixed != UNSPECIFIED
+    assert abs((~rows).all(1).float().mean() - 0.1) < 0.02 and abs(rows.all(1).float().mean() - 0.45) < 0.03
+    model = conditioned("masked").model
+    assert torch.equal(model.condition(torch.full((2, A), UNSPECIFIED)), torch.zeros(2, 32))
+
+
+def test_schedules_and_the_guided_mix_have_their_known_values():
+    assert guidance.scale(3.0, "constant", 0.1) == 3.0
+    assert guidance.scale(3.0, "linear", 0.25) == 1.5 and guidance.scale(3.0, "linear", 1.0) == 3.0
+    c, u = torch.tensor([1.0, 4.0]), torch.tensor([2.0, 0.0])
+    assert torch.equal(guidance.guide(c, u, 2.0), torch.tensor([0.0, 8.0]))
+    with pytest.raises(ValueError, match="guidance_schedule is 'cosine'; use one of constant, linear"):
+        guidance.scale(3.0, "cosine", 0.5)
+
+
+def test_an_unconditional_prior_refuses_a_request_in_one_sentence():
+    with pytest.raises(ValueError, match="trained without attributes; it takes no request"):
+        tiny("masked").sample(2, request=REQUEST, steps=2)

@@ -199,6 +199,9 @@ class Encode:
         _check(self.batch_size >= 1, f"encode.batch_size is {self.batch_size}; use at least 1.")
 
 
+SCHEDULES = ("constant", "linear")  # ar/diffusion.guidance_schedule: as in vqgen.priors.guidance
+
+
 @dataclass
 class Prior(Optimised):
     """A transformer over token grids: shared by the autoregressive and diffusion sections."""
@@ -213,6 +216,13 @@ class Prior(Optimised):
     weight_decay: float = _f(0.01, "AdamW weight decay on matrices")
     seed: int = _f(0, "training seed")
     temperature: float = _f(1.0, "sampling temperature")
+    condition: bool = _f(True, "condition the prior on the data's attributes (a folder source has none: unconditional)")
+    cond_drop: float = _f(0.1, "share of training grids whose attributes are all dropped (the unconditional model)")
+    attr_drop: float = _f(
+        0.5, "share of the other training grids that keep each attribute with a chance drawn uniformly for the grid"
+    )
+    guidance: float = _f(3.0, "classifier-free guidance scale s of a request, logits u + s (c - u) (1: off)")
+    guidance_schedule: str = _f("constant", "guidance over the steps or tokens: constant, or linear from 1 to s")
 
     def sizes(self) -> dict[str, Any]:
         """The transformer's size (`TransformerConfig` fields) from this section."""
@@ -232,6 +242,14 @@ class Prior(Optimised):
         )
         _check(self.temperature > 0, f"{name}.temperature is {self.temperature}; use a positive number.")
         _check(0.0 <= self.dropout < 1.0, f"{name}.dropout is {self.dropout}; use 0 up to below 1.")
+        for key in ("cond_drop", "attr_drop"):
+            value = getattr(self, key)
+            _check(0.0 <= value <= 1.0, f"{name}.{key} is {value}; use a probability from 0 to 1.")
+        _check(self.guidance >= 0, f"{name}.guidance is {self.guidance}; use a scale of 0 or more (1: off).")
+        _check(
+            self.guidance_schedule in SCHEDULES,
+            f"{name}.guidance_schedule is {self.guidance_schedule!r}; use one of {', '.join(SCHEDULES)}.",
+        )
 
 
 @dataclass
@@ -294,7 +312,7 @@ class Sample:
 @dataclass
 class Evaluate(Optimised):
     width: int = _f(16, "channels of the evaluator's first layer")
-    max_iters: int = _f(300, "evaluator training iterations")
+    max_iters: int = _f(1200, "evaluator training iterations (the balanced attribute head needs them: docs/judge.md)")
     batch_size: int = _f(64, "images per iteration")
     lr: float = _f(2e-3, "peak learning rate (AdamW, cosine decay)")
     weight_decay: float = _f(1e-4, "AdamW weight decay on matrices and kernels")

@@ -66,16 +66,32 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str
     return {"precision": inside(real, radii(real), fake), "recall": inside(fake, radii(fake), real)}
 
 
-def attribute_tv(p: np.ndarray, q: np.ndarray) -> float:
-    """Mean over attributes of the total-variation distance |p - q| between two sets of 0/1 frequencies."""
+def attribute_tv(p: np.ndarray, q: np.ndarray, seen: np.ndarray | None = None) -> float:
+    """Mean over attributes (those where `seen` is True, if given) of the total-variation distance
+    |p - q| between two sets of 0/1 frequencies."""
     p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
+    if seen is not None:
+        p, q = p[..., seen], q[..., seen]
     return float(np.abs(p - q).mean()) if p.size else 0.0
+
+
+def balanced_accuracy(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(A,) the mean of the true-positive and true-negative rates of each column of 0/1 predictions
+    (N, A) against 0/1 truth: 0.5 for a classifier that always gives the same answer, however rare
+    the attribute. Where the truth holds one class only, the accuracy on that class."""
+    predicted, truth = np.asarray(predicted) > 0, np.asarray(truth) > 0
+    rates = []
+    for cls in (truth, ~truth):
+        count = cls.sum(0)
+        hits = (predicted == truth) & cls
+        rates.append(np.where(count > 0, hits.sum(0) / np.maximum(count, 1), np.nan))
+    return np.nanmean(np.stack(rates), 0)
 
 
 @torch.no_grad()
 def judge(evaluator: torch.nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, np.ndarray]:
     """The evaluator's view of a set of images: penultimate features (N, F) and, where it predicts
-    attributes, the frequency of each predicted attribute (A,)."""
+    attributes, its 0/1 call of each attribute of each image (N, A)."""
     device = next(evaluator.parameters()).device
     feats, hits = [], []
     for x in batches:
@@ -84,19 +100,22 @@ def judge(evaluator: torch.nn.Module, batches: Iterable[torch.Tensor]) -> dict[s
         hits.append((evaluator.head(f) > 0).cpu())
     out = {"features": torch.cat(feats).double().numpy()}
     if evaluator.cfg.num_attributes:
-        out["attributes"] = torch.cat(hits).double().mean(0).numpy()
+        out["attributes"] = torch.cat(hits).numpy().astype(np.uint8)
     return out
 
 
-def compare(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], k: int = 3) -> dict[str, float]:
-    """Every measure between two judged image sets: fd, precision, recall, and attr_tv and
-    inception_fid where both sets have attribute predictions and Inception features."""
+def compare(
+    real: dict[str, np.ndarray], fake: dict[str, np.ndarray], k: int = 3, seen: np.ndarray | None = None
+) -> dict[str, float]:
+    """Every measure between two judged image sets: fd, precision, recall, and attr_tv (over the
+    attributes `seen`, if given) and inception_fid where both sets have attribute predictions and
+    Inception features."""
     out = {
         "fd": frechet_distance(real["features"], fake["features"]),
         **precision_recall(real["features"], fake["features"], k),
     }
     if "attributes" in real:
-        out["attr_tv"] = attribute_tv(real["attributes"], fake["attributes"])
+        out["attr_tv"] = attribute_tv(real["attributes"].mean(0), fake["attributes"].mean(0), seen)
     if "inception" in real:
         out["inception_fid"] = frechet_distance(real["inception"], fake["inception"])
     return out

@@ -11,7 +11,7 @@ import torch
 from vqgen import checkpoint, evaluate, layout
 from vqgen.config import ConfigError, Params
 from vqgen.data import images
-from vqgen.models.evaluator import Evaluator, EvaluatorConfig
+from vqgen.models.evaluator import SEEN, Evaluator, EvaluatorConfig
 
 PARAMS = ("evaluate.num_samples", "evaluate.k", "evaluate.inception_weights")  # what a judge is made of
 
@@ -44,8 +44,12 @@ class Judge:
         self.n, self.k = num_samples, k
         test_images(store, num_samples)
         test = images.Split(store, "test")
-        self.model = checkpoint.load(evaluator, Evaluator, EvaluatorConfig, device)[0]
+        self.model, meta = checkpoint.load(evaluator, Evaluator, EvaluatorConfig, device)
+        self.attributes: list[str] = meta.get("attributes", [])  # what it calls, and how well on real test images
+        self.accuracy = np.asarray(meta.get("balanced_accuracy", []), np.float64)
+        self.seen = self.accuracy >= SEEN  # the attributes it sees, over which attr_tv is measured
         self.real = self.view(test)
+        self.real_attributes = test.attributes[: self.n].astype(np.int64)  # (n, A) of the real test images
 
     @classmethod
     def of_run(cls, p: Params, device: str | torch.device = "cpu", directory: str | Path = ".") -> Judge:
@@ -61,6 +65,17 @@ class Judge:
             out["inception"] = self.inception(images.batched(imgs[: self.n], 64))
         return out
 
+    def calls(self, imgs: np.ndarray) -> np.ndarray:
+        """(N, A) the judge's 0/1 call of each attribute of each of the images (all of them)."""
+        return evaluate.judge(self.model, images.batched(imgs))["attributes"]
+
     def measure(self, imgs) -> dict[str, float]:
         """fd, precision, recall and attr_tv of an image set against the real test images."""
-        return evaluate.compare(self.real, self.view(imgs), self.k)
+        return evaluate.compare(self.real, self.view(imgs), self.k, self.seen if self.attributes else None)
+
+    def rates(self, view: dict[str, np.ndarray]) -> dict[str, float]:
+        """`rate_<attribute>`: the share of a judged image set in which the judge calls each attribute it sees."""
+        if not self.attributes:
+            return {}
+        share = view["attributes"].mean(0)
+        return {f"rate_{n}": float(share[i]) for i, n in enumerate(self.attributes) if self.seen[i]}

@@ -6,6 +6,7 @@ other, generating images, completing them under any mask, encoding and decoding 
     pipe = Pipeline.from_run(".")                      # the run in this directory
     out = pipe.generate(16, prior="diffusion", seed=0, temperature=1.0)
     out.images                                         # uint8 (16, 64, 64, 3); out.tokens: (16, 8, 8)
+    glasses = pipe.generate(16, attributes={"Eyeglasses": 1, "Male": 0}, guidance=3)
 
 A sampler setting comes from one place: the defaults of `vqgen.config` (which the samplers' own
 keyword defaults are), then what the prior's checkpoint records, then the run's params.yaml, then
@@ -15,6 +16,7 @@ draw through this class.
 
 from __future__ import annotations
 
+import difflib
 import time
 import warnings
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ import torch
 
 from vqgen import checkpoint, config, layout, masks, train
 from vqgen.config import ConfigError, Params
-from vqgen.models.transformer import Transformer, TransformerConfig
+from vqgen.models.transformer import UNSPECIFIED, Transformer, TransformerConfig
 from vqgen.priors import PRIORS as PRIOR_CLASSES
 from vqgen.priors import Prior, restore
 from vqgen.tokenizer import decode as decode_grids
@@ -152,6 +154,45 @@ class Pipeline:
     def batch_size(self, batch_size: int | None = None) -> int:
         return batch_size or (self.params.sample.batch_size if self.params is not None else config.Sample.batch_size)
 
+    def request(self, prior: str, attributes) -> torch.Tensor | None:
+        """The request of `attributes` to the prior `prior`: a mapping of attribute names to 1 (present)
+        or 0 (absent), the others unspecified; or an array (A,) or (N, A) of 0, 1 and -1 (unspecified)
+        in the order of the prior's attributes. None or an empty mapping: unconditional."""
+        chosen = self.prior(prior)
+        if attributes is None or (isinstance(attributes, dict) and not attributes):
+            return None
+        names = chosen.attributes
+        if not names:
+            raise ConfigError(
+                f"the {prior} prior of this run was trained without attributes (a folder source, or "
+                f"{prior}.condition false), so it takes no request; leave the attributes out."
+            )
+        if not isinstance(attributes, dict):
+            request = torch.as_tensor(np.asarray(attributes)).long()
+            if (
+                request.shape[-1] != len(names)
+                or request.dim() not in (1, 2)
+                or not bool(((request >= UNSPECIFIED) & (request <= 1)).all())
+            ):
+                raise ConfigError(
+                    f"attributes of shape {tuple(request.shape)}; give a mapping of names to 0 or 1, or an "
+                    f"array of 0, 1 and -1 (unspecified) of shape ({len(names)},) or (N, {len(names)})."
+                )
+            return request
+        request = torch.full((len(names),), UNSPECIFIED, dtype=torch.long)
+        for name, value in attributes.items():
+            if name not in names:
+                close = (
+                    difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+                    or [n for n in names if name.lower() in n.lower()][:3]
+                )
+                hint = f"did you mean {' or '.join(close)}?" if close else f"the attributes are {', '.join(names)}."
+                raise ConfigError(f"{name!r} is not an attribute of this run's data; {hint}")
+            if value not in (0, 1):
+                raise ConfigError(f"attribute {name} is {value!r}; use 1 (present) or 0 (absent).")
+            request[names.index(name)] = int(value)
+        return request
+
     def _generator(self, seed: int | torch.Generator) -> torch.Generator:
         if isinstance(seed, torch.Generator):
             return seed
@@ -166,18 +207,23 @@ class Pipeline:
         batch_size: int | None = None,
         trajectory: bool = False,
         progress=None,
+        attributes=None,
         **settings,
     ) -> Generation:
         """n images from nothing, drawn in batches of `batch_size` (params.yaml's `sample.batch_size`) from
         one generator seeded with `seed` (or the generator itself); with `trajectory`, in one batch, with
-        every step's grids. `progress(k)` is called after each batch of k."""
+        every step's grids. `progress(k)` is called after each batch of k. With `attributes` (see
+        `request`; an array (n, A) gives each image its own), guided by the settings `guidance` and
+        `guidance_schedule`."""
         if n < 1:
             raise ConfigError(f"n is {n}; ask for 1 image or more.")
         chosen, at = self.prior(prior), self.settings(prior, **settings)
+        request = self._rows(self.request(prior, attributes), n)
         size, gen = n if trajectory else self.batch_size(batch_size), self._generator(seed)
         parts, start = [], time.perf_counter()
         for i in range(0, n, size):
-            parts.append(chosen.sample(min(size, n - i), generator=gen, trajectory=trajectory, **at))
+            part = None if request is None else request[i : i + size]
+            parts.append(chosen.sample(min(size, n - i), request=part, generator=gen, trajectory=trajectory, **at))
             if progress:
                 progress(len(parts[-1].tokens))
         seconds = (time.perf_counter() - start) / n
@@ -195,13 +241,15 @@ class Pipeline:
         n: int = 1,
         seed: int | torch.Generator = 0,
         batch_size: int | None = None,
+        attributes=None,
         **settings,
     ) -> Generation:
         """n completions of each input, input after input: the tokens where `known` is False are drawn,
         the others kept. `inputs` are uint8 images (N, S, S, 3), encoded first, or token grids (N, h, w);
         `known` is True where given, per token (h, w) or (N, h, w), or per pixel (S, S) or (N, S, S), a
         token given only where all its pixels are. The AR prior draws in raster order and cannot look
-        ahead at given tokens: under a mask other than the first tokens it warns (`MaskWarning`)."""
+        ahead at given tokens: under a mask other than the first tokens it warns (`MaskWarning`).
+        `attributes` (see `request`; an array (N, A) gives each input its own) condition the completions."""
         if n < 1:
             raise ConfigError(f"n is {n}; ask for 1 completion or more.")
         grids = self._grids(inputs)
@@ -215,11 +263,16 @@ class Pipeline:
                 ),
                 stacklevel=2,
             )
+        request = self._rows(self.request(prior, attributes), len(grids))
         grids, known = grids.repeat_interleave(n, 0), known.repeat_interleave(n, 0)
+        request = None if request is None else request.repeat_interleave(n, 0)
         size, gen = self.batch_size(batch_size), self._generator(seed)
         parts, start = [], time.perf_counter()
         for i in range(0, len(grids), size):
-            parts.append(chosen.sample(given=grids[i : i + size], known=known[i : i + size], generator=gen, **at))
+            part = None if request is None else request[i : i + size]
+            parts.append(
+                chosen.sample(given=grids[i : i + size], known=known[i : i + size], request=part, generator=gen, **at)
+            )
         seconds = (time.perf_counter() - start) / len(grids)
         out = torch.cat([d.tokens.cpu() for d in parts])
         return Generation(self.decode(out), out, torch.cat([d.steps.cpu() for d in parts]), seconds)
@@ -250,6 +303,15 @@ class Pipeline:
             chosen.sample(1, generator=gen, **at)
             times.append(time.perf_counter() - start)
         return float(np.median(times))
+
+    @staticmethod
+    def _rows(request: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """A request (A,) or (n, A) as (n, A)."""
+        if request is None or request.dim() == 1:
+            return None if request is None else request.expand(n, -1)
+        if len(request) != n:
+            raise ConfigError(f"attributes for {len(request)} images; give one row for each of the {n}.")
+        return request
 
     def _grids(self, inputs) -> torch.Tensor:
         shape = tuple(inputs.shape)
@@ -310,7 +372,7 @@ def inventory(directory: str | Path = ".") -> list[dict]:
             entry.update(kind=meta["prior"], grid=tuple(meta["grid"]), codebook_size=cfg["out_size"])
             recorded = meta.get("sampling", {})
             order = PRIOR_CLASSES[meta["prior"]].settings  # JSON metadata is sorted: the sampler's order
-            entry.update(layers=cfg["n_layer"], width=cfg["n_embd"])
+            entry.update(layers=cfg["n_layer"], width=cfg["n_embd"], attributes=list(meta.get("attributes", [])))
             entry["sampling"] = {k: recorded[k] for k in order if k in recorded}
             entry.update(tokenizer=meta.get("tokenizer"), matches=sha is not None and meta.get("tokenizer") == sha)
             entry["metrics"] = {**metrics(name), **metrics(f"sample_{name}")}

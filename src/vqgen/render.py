@@ -108,24 +108,59 @@ def save_image(path: str | Path, image: np.ndarray) -> None:
 
 def frontier(path: str | Path, curves: dict[str, list[dict]]) -> None:
     """fd against seconds per image, one labelled curve per prior, each point marked with its steps."""
+    curve_plot(
+        path,
+        curves,
+        ("seconds_per_image", "seconds per image (log scale)"),
+        ("fd", "fd (lower is better)"),
+        ("steps", "{:.0f}"),
+        "Speed and quality; labels: steps per image",
+        log_x=True,
+    )
+
+
+def guidance(path: str | Path, curves: dict[str, list[dict]]) -> None:
+    """fd of samples on request against the judge's accuracy on the request, one curve per prior, each
+    point marked with its guidance scale."""
+    curve_plot(
+        path,
+        curves,
+        ("cond_accuracy", "cond_accuracy (higher is better)"),
+        ("cond_fd", "cond_fd (lower is better)"),
+        ("guidance", "s={:g}"),
+        "Faces on request: quality against accuracy; labels: guidance scale",
+    )
+
+
+def curve_plot(
+    path,
+    curves: dict[str, list[dict]],
+    x: tuple[str, str],
+    y: tuple[str, str],
+    label: tuple[str, str],
+    title: str,
+    log_x: bool = False,
+) -> None:
+    """One labelled curve per entry of `curves` through its points' (x, y) keys, sorted by x, each point
+    annotated with its `label` key in the given format; axes named as given."""
     fig = _figure(figsize=(5.5, 4))
     ax = fig.subplots()
     for name, points in curves.items():
-        points = sorted(points, key=lambda q: q["seconds_per_image"])
-        ax.plot([q["seconds_per_image"] for q in points], [q["fd"] for q in points], "o-", label=name)
+        points = sorted(points, key=lambda q: q[x[0]])
+        ax.plot([q[x[0]] for q in points], [q[y[0]] for q in points], "o-", label=name)
         for q in points:
             ax.annotate(
-                f"{q['steps']:.0f}",
-                (q["seconds_per_image"], q["fd"]),
-                textcoords="offset points",
-                xytext=(4, 4),
-                fontsize=8,
+                label[1].format(q[label[0]]), (q[x[0]], q[y[0]]), textcoords="offset points", xytext=(4, 4), fontsize=8
             )
-    ax.set_xscale("log")
-    ax.set_xlabel("seconds per image (log scale)")
-    ax.set_ylabel("fd (lower is better)")
-    ax.set_title("Speed and quality; labels: steps per image", fontsize=10)
-    ax.legend(fontsize=9)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(x[1])
+    ax.set_ylabel(y[1])
+    ax.set_title(title, fontsize=10)
+    if any(curves.values()):
+        ax.legend(fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "nothing measured", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     _save_figure(fig, path, 150)
 
@@ -133,18 +168,20 @@ def frontier(path: str | Path, curves: dict[str, list[dict]]) -> None:
 def report(
     path: str | Path,
     title: str,
-    rows: dict[str, dict[str, float]],
-    columns: tuple[str, ...],
+    tables: list[tuple[dict[str, dict[str, float]], tuple[str, ...]]],
     notes: list[str],
     figures: tuple[tuple[str, str], ...],
 ) -> None:
-    """A Markdown report: a table (one row per image set, blank where a measure does not apply),
-    notes, then each figure under its caption (figure paths relative to the report)."""
-    lines = [f"# {title}", "", "| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for name, values in rows.items():
-        cells = [f"{values[c]:.4g}" if c in values else "" for c in columns]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += [""] + [f"- {note}" for note in notes] + [""]
+    """A Markdown report: tables of (rows, columns), one row per image set, blank where a measure does
+    not apply; notes; then each figure under its caption (figure paths relative to the report)."""
+    lines = [f"# {title}", ""]
+    for rows, columns in tables:
+        lines += ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        for name, values in rows.items():
+            cells = [f"{values[c]:.4g}" if c in values else "" for c in columns]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [f"- {note}" for note in notes] + [""]
     for caption, file in figures:
         lines += [f"## {caption}", "", f"![{caption}]({file})", ""]
     with writing(path) as tmp:

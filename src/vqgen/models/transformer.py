@@ -1,7 +1,11 @@
 """A GPT-style transformer over flattened token grids, causal or bidirectional.
 
 The autoregressive prior uses it causally, with a start token and a key/value cache for
-sampling; the discrete-diffusion prior uses the same blocks without the causal mask.
+sampling; the discrete-diffusion prior uses the same blocks without the causal mask. A model
+with attributes is conditioned on a request: each attribute present, absent or unspecified.
+A specified attribute adds its learned embedding (one for present, one for absent) to the input
+of every position; an unspecified one adds nothing, so the empty request is the unconditional
+model, the null of classifier-free guidance.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ class TransformerConfig:
     n_embd: int = 192
     dropout: float = 0.0
     causal: bool = True
+    num_attributes: int = 0  # attributes a request may specify (0: an unconditional model)
+
+
+UNSPECIFIED = -1  # an attribute a request leaves open; 0 is absent, 1 present
 
 
 class Attention(nn.Module):
@@ -82,6 +90,8 @@ class Transformer(nn.Module):
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd)
+        if cfg.num_attributes:
+            self.attr_emb = nn.Embedding(2 * cfg.num_attributes, cfg.n_embd)  # attribute a absent: 2a, present: 2a + 1
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd)
@@ -90,6 +100,8 @@ class Transformer(nn.Module):
         for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
             if name.endswith("proj.weight") or name.endswith("net.2.weight"):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layer))
+        if cfg.num_attributes:  # a sum of 40 embeddings at std 0.02 would drown the tokens' at the start
+            nn.init.zeros_(self.attr_emb.weight)
 
     @staticmethod
     def _init(m):
@@ -98,14 +110,25 @@ class Transformer(nn.Module):
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
-    def forward(self, idx, targets=None, caches: list[list] | None = None, start: int = 0):
+    def condition(self, request: torch.Tensor) -> torch.Tensor:
+        """(B, A) requests of 0 (absent), 1 (present) or UNSPECIFIED -> (B, C), the sum of the embeddings
+        of the specified attributes."""
+        a = torch.arange(request.shape[1], device=request.device)
+        specified = (request != UNSPECIFIED)[..., None]
+        return (self.attr_emb(2 * a + request.clamp_min(0).long()) * specified).sum(1)
+
+    def forward(self, idx, targets=None, caches: list[list] | None = None, start: int = 0, request=None):
         """idx (B, T) -> logits (B, T, out_size), and the mean cross-entropy if targets are given.
 
-        With `caches` (one list per block) only the new positions start..start+T are computed."""
+        With `caches` (one list per block) only the new positions start..start+T are computed; with a
+        `request` (B, A) the model is conditioned on it."""
         b, t = idx.shape
         assert start + t <= self.cfg.block_size, f"sequence of {start + t} exceeds block size {self.cfg.block_size}"
         pos = torch.arange(start, start + t, device=idx.device)
-        x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))  # (B, T, C)
+        x = self.tok_emb(idx) + self.pos_emb(pos)  # (B, T, C)
+        if request is not None:
+            x = x + self.condition(request)[:, None]
+        x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, None if caches is None else caches[i])
         logits = self.head(self.ln_f(x))  # (B, T, V)

@@ -20,4 +20,5 @@ def restore(model: Transformer, meta: dict) -> Prior:
     """The prior a checkpoint holds: its trained transformer and the metadata `Prior.metadata` wrote."""
     prior = PRIORS[meta["prior"]](model, tuple(meta["grid"]), **meta.get("options", {}))
     prior.sampling.update({k: v for k, v in meta.get("sampling", {}).items() if k in prior.settings})
+    prior.attributes = list(meta.get("attributes", []))
     return prior

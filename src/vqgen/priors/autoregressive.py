@@ -2,7 +2,9 @@
 (Esser et al. 2021, "Taming Transformers"), sampled with a key/value cache.
 
 Completion under any mask is causal: a given token is kept where it stands, but what comes
-before it is drawn without seeing it (the reason the diffusion priors exist).
+before it is drawn without seeing it (the reason the diffusion priors exist). Guided sampling
+runs the conditional and unconditional rows as one doubled batch with one cache, both halves fed
+the token drawn from the guided logits (LlamaGen).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import torch.nn.functional as F
 
 from vqgen.config import AR
 from vqgen.priors.base import UNDECIDED, Draw, Prior, categorical
+from vqgen.priors.guidance import doubled, guide, scale
 
 
 def pick(logits: torch.Tensor, temperature: float, top_k: int, generator) -> torch.Tensor:
@@ -27,14 +30,14 @@ class Autoregressive(Prior):
     name = "ar"
     causal = True
     extra_ids = 1  # id `codebook_size` is the start token
-    settings = ("temperature", "top_k")
+    settings = ("temperature", "top_k", "guidance", "guidance_schedule")
 
-    def loss(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy (nats/token) of every token given those before it."""
+    def loss(self, tokens: torch.Tensor, request: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean cross-entropy (nats/token) of every token given those before it (and the request)."""
         seq = tokens.flatten(1).long()  # (B, T)
         start = torch.full_like(seq[:, :1], self.codebook_size)
-        _, nll = self.model(torch.cat([start, seq[:, :-1]], dim=1), targets=seq)  # token i is read at position i
-        return nll
+        inputs = torch.cat([start, seq[:, :-1]], dim=1)  # token i is read at position i
+        return self.model(inputs, targets=seq, request=request)[1]
 
     @torch.no_grad()
     def sample(
@@ -43,28 +46,42 @@ class Autoregressive(Prior):
         given=None,
         known=None,
         *,
+        request=None,
         temperature: float = AR.temperature,
         top_k: int = AR.top_k,
+        guidance: float = AR.guidance,
+        guidance_schedule: str = AR.guidance_schedule,
         generator=None,
         trajectory: bool = False,
+        cache: bool = True,
     ) -> Draw:
+        """Tokens drawn in raster order; `cache=False` recomputes every earlier position at every step
+        (the same tokens, slower: the check of the cache)."""
         given, known = self._inputs(n, given, known)
         b, t = given.shape
+        request = self._request(request, b)
+        guided = request is not None and guidance != 1
+        both = (lambda x: torch.cat([x, x])) if guided else (lambda x: x)  # the rows the model is run on
+        request = doubled(request) if guided else request
         out = given.clone()
         frames = [self._grids(torch.where(known, given, UNDECIDED))] if trajectory else None
         free = (~known).any(0).nonzero()
         first = int(free[0]) if len(free) else t  # positions before it are given in every row: read them at once
         if first == t:
             return Draw(self._grids(out), torch.zeros(b, dtype=torch.long), frames)
-        caches = self.model.new_caches()
+        caches = self.model.new_caches() if cache else None
         start = torch.full((b, 1), self.codebook_size, dtype=torch.long, device=given.device)
-        logits, _ = self.model(torch.cat([start, given[:, :first]], 1), caches=caches)
+        logits = self.model(both(torch.cat([start, given[:, :first]], 1)), caches=caches, request=request)[0][:, -1]
         for pos in range(first, t):
-            out[:, pos] = torch.where(known[:, pos], given[:, pos], pick(logits[:, -1], temperature, top_k, generator))
+            if guided:
+                cond, uncond = logits.chunk(2)
+                logits = guide(cond, uncond, scale(guidance, guidance_schedule, (pos + 1) / t))
+            out[:, pos] = torch.where(known[:, pos], given[:, pos], pick(logits, temperature, top_k, generator))
             if trajectory:
                 frames.append(
                     self._grids(torch.where(known | (torch.arange(t, device=out.device) <= pos), out, UNDECIDED))
                 )
             if pos + 1 < t:
-                logits, _ = self.model(out[:, pos : pos + 1], caches=caches, start=pos + 1)
+                x = out[:, pos : pos + 1] if cache else torch.cat([start, out[:, : pos + 1]], 1)
+                logits = self.model(both(x), caches=caches, start=pos + 1 if cache else 0, request=request)[0][:, -1]
         return Draw(self._grids(out), (~known).sum(1), frames)  # one pass per token drawn

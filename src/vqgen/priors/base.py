@@ -2,6 +2,7 @@
 
 A prior samples grids from nothing, or completes given tokens under any mask (`known`, True
 where a token is given; given tokens are never changed), and returns its trajectory when asked.
+A prior trained with attributes samples under a request (see `guidance`), guided.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import ClassVar
 import torch
 
 from vqgen.models.transformer import Transformer, TransformerConfig
+from vqgen.priors.guidance import doubled, guide
 
 UNDECIDED = -1  # a position of a trajectory frame that holds no token yet
 
@@ -37,6 +39,7 @@ class Prior:
         self.model, self.grid = model, (int(grid[0]), int(grid[1]))
         self.codebook_size = model.cfg.out_size
         self.sampling = self.defaults()  # the settings its checkpoint records (see `restore`)
+        self.attributes: list[str] = []  # the names of the attributes a request gives, in order
 
     @classmethod
     def defaults(cls) -> dict:
@@ -45,28 +48,45 @@ class Prior:
         return {name: parameters[name].default for name in cls.settings}
 
     @classmethod
-    def create(cls, codebook_size: int, grid: tuple[int, int], options: dict | None = None, **sizes) -> Prior:
-        """A freshly initialised prior; `sizes` are TransformerConfig fields, `options` the prior's own."""
+    def create(
+        cls,
+        codebook_size: int,
+        grid: tuple[int, int],
+        options: dict | None = None,
+        attributes: list[str] | tuple[str, ...] = (),
+        **sizes,
+    ) -> Prior:
+        """A freshly initialised prior, conditioned on `attributes` if any; `sizes` are TransformerConfig
+        fields, `options` the prior's own."""
         cfg = TransformerConfig(
             vocab_size=codebook_size + cls.extra_ids,
             out_size=codebook_size,
             block_size=grid[0] * grid[1] + cls.prefix,
             causal=cls.causal,
+            num_attributes=len(attributes),
             **sizes,
         )
-        return cls(Transformer(cfg), grid, **(options or {}))
+        prior = cls(Transformer(cfg), grid, **(options or {}))
+        prior.attributes = list(attributes)
+        return prior
 
     def options(self) -> dict:
         """The prior's own training options, recorded in its checkpoint."""
         return {}
 
     def metadata(self) -> dict:
-        """What a checkpoint records besides the transformer: the prior, its grid, its training options
-        and the sampler settings it is sampled with by default."""
-        return {"prior": self.name, "grid": list(self.grid), "options": self.options(), "sampling": self.sampling}
+        """What a checkpoint records besides the transformer: the prior, its grid, its training options,
+        the sampler settings it is sampled with by default and the attributes it is conditioned on."""
+        return {
+            "prior": self.name,
+            "grid": list(self.grid),
+            "options": self.options(),
+            "sampling": self.sampling,
+            "attributes": self.attributes,
+        }
 
-    def loss(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Mean training loss (nats) on (B, h, w) grids."""
+    def loss(self, tokens: torch.Tensor, request: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean training loss (nats) on (B, h, w) grids, under the requests (B, A) if given."""
         raise NotImplementedError
 
     def sample(
@@ -75,11 +95,13 @@ class Prior:
         given: torch.Tensor | None = None,
         known: torch.Tensor | None = None,
         *,
+        request: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         trajectory: bool = False,
         **settings,
     ) -> Draw:
-        """n grids from nothing, or one completion per row of `given` (B, h, w) where `known` (B, h, w) is False."""
+        """n grids from nothing, or one completion per row of `given` (B, h, w) where `known` (B, h, w) is
+        False; under `request` (A,) or (B, A), guided as the settings `guidance` and `guidance_schedule` say."""
         raise NotImplementedError
 
     @property
@@ -99,6 +121,26 @@ class Prior:
             else known.reshape(len(given), t).bool().to(self.device)
         )
         return given, known
+
+    def _request(self, request: torch.Tensor | None, b: int) -> torch.Tensor | None:
+        """A request (A,) or (B, A) as (B, A) on the model's device; None stays None."""
+        if request is None:
+            return None
+        request = torch.as_tensor(request).long().to(self.device)
+        a = self.model.cfg.num_attributes
+        if not a:
+            raise ValueError(f"this {self.name} prior was trained without attributes; it takes no request.")
+        if request.shape[-1] != a or request.dim() not in (1, 2) or (request.dim() == 2 and len(request) != b):
+            raise ValueError(f"a request of shape {tuple(request.shape)}; give ({a},) or ({b}, {a}).")
+        return request.expand(b, a)
+
+    def guided(self, x: torch.Tensor, request: torch.Tensor | None, s: float) -> torch.Tensor:
+        """The logits (B, T, K) of the model's inputs x (B, T): unconditional without a request, else
+        u + s (c - u), with both halves in one doubled batch (one pass, the conditional one, at s = 1)."""
+        if request is None or s == 1:
+            return self.model(x, request=request)[0]
+        cond, uncond = self.model(torch.cat([x, x]), request=doubled(request))[0].chunk(2)
+        return guide(cond, uncond, s)
 
     def _grids(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(len(x), *self.grid)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from vqgen.config import Diffusion
 from vqgen.models.transformer import Transformer
 from vqgen.priors.base import Draw, Prior, categorical
+from vqgen.priors.guidance import scale
 
 
 def corrupt(
@@ -27,7 +28,7 @@ def corrupt(
 class UniformDiffusion(Prior):
     name = "uniform"
     causal = False
-    settings = ("temperature", "steps", "tolerance")
+    settings = ("temperature", "steps", "tolerance", "guidance", "guidance_schedule")
 
     def __init__(self, model: Transformer, grid: tuple[int, int], extra_noise: float = 0.1):
         super().__init__(model, grid)
@@ -36,14 +37,13 @@ class UniformDiffusion(Prior):
     def options(self) -> dict:
         return {"extra_noise": self.extra_noise}
 
-    def loss(self, tokens: torch.Tensor) -> torch.Tensor:
+    def loss(self, tokens: torch.Tensor, request: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy of g(x_b) against x_a, where x_a re-randomises a uniformly drawn fraction of
         the tokens of x and x_b a further `extra_noise` of them."""
         x = tokens.flatten(1).long()  # (B, T)
         x_a = corrupt(x, torch.rand(x.shape[0], device=x.device), self.codebook_size)
         x_b = corrupt(x_a, self.extra_noise, self.codebook_size)
-        _, nll = self.model(x_b, targets=x_a)
-        return nll
+        return self.model(x_b, targets=x_a, request=request)[1]
 
     @torch.no_grad()
     def sample(
@@ -52,9 +52,12 @@ class UniformDiffusion(Prior):
         given=None,
         known=None,
         *,
+        request=None,
         temperature: float = Diffusion.temperature,
         steps: int = Diffusion.steps,
         tolerance: float = Diffusion.tolerance,
+        guidance: float = Diffusion.guidance,
+        guidance_schedule: str = Diffusion.guidance_schedule,
         generator=None,
         trajectory: bool = False,
     ) -> Draw:
@@ -64,17 +67,19 @@ class UniformDiffusion(Prior):
         then one clean-up pass sets every free token to its most likely code."""
         given, known = self._inputs(n, given, known)
         b, k = len(given), self.codebook_size
+        request = self._request(request, b)
         x = torch.where(known, given, torch.randint(0, k, given.shape, generator=generator, device=given.device))
         frames = [self._grids(x.clone())] if trajectory else None
         free = (~known).sum(1).clamp_min(1)
         active = (~known).any(1)
         used = torch.zeros(b, dtype=torch.long, device=x.device)
-        for _ in range(steps):
+        for step in range(steps):
             rows = active.nonzero()[:, 0]  # settled grids are left alone, and cost nothing
             if not len(rows):
                 break
             now = x[rows]
-            logits = self.model(now)[0].float()  # (R, T, K)
+            s = scale(guidance, guidance_schedule, (step + 1) / steps)
+            logits = self.guided(now, None if request is None else request[rows], s).float()  # (R, T, K)
             keep = F.softmax(logits, -1).gather(2, now[..., None])[..., 0]  # (R, T)
             change = (torch.rand(now.shape, generator=generator, device=x.device) >= keep) & ~known[rows]
             other = (logits / temperature).scatter(2, now[..., None], float("-inf"))
@@ -84,7 +89,7 @@ class UniformDiffusion(Prior):
             active[rows] = change.sum(1) >= tolerance * free[rows]
             if trajectory:
                 frames.append(self._grids(x.clone()))
-        x = torch.where(known, given, self.model(x)[0].argmax(-1))  # the clean-up pass
+        x = torch.where(known, given, self.guided(x, request, guidance).argmax(-1))  # the clean-up pass
         if trajectory:
             frames.append(self._grids(x))
         return Draw(self._grids(x), used + 1, frames)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from vqgen.config import ORDERS, Diffusion
 from vqgen.priors.base import UNDECIDED, Draw, Prior, categorical
+from vqgen.priors.guidance import scale
 
 
 def schedule(fraction: torch.Tensor | float) -> torch.Tensor:
@@ -80,7 +81,7 @@ class MaskedDiffusion(Prior):
     name = "masked"
     causal = False
     extra_ids = 1  # id `codebook_size` is [MASK]
-    settings = ("temperature", "steps", "confidence_noise", "order")
+    settings = ("temperature", "steps", "confidence_noise", "order", "guidance", "guidance_schedule")
 
     def hide(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, targets) of (B, h, w) grids: the `noised` share of each grid's tokens is [MASK] in the
@@ -89,10 +90,10 @@ class MaskedDiffusion(Prior):
         hidden = noised(*x.shape, device=x.device)
         return x.masked_fill(hidden, self.codebook_size), x.masked_fill(~hidden, -100)
 
-    def loss(self, tokens: torch.Tensor) -> torch.Tensor:
+    def loss(self, tokens: torch.Tensor, request: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy of the hidden tokens."""
         inputs, targets = self.hide(tokens)
-        return self.model(inputs, targets=targets)[1]
+        return self.model(inputs, targets=targets, request=request)[1]
 
     @torch.no_grad()
     def sample(
@@ -101,10 +102,13 @@ class MaskedDiffusion(Prior):
         given=None,
         known=None,
         *,
+        request=None,
         temperature: float = Diffusion.temperature,
         steps: int = Diffusion.steps,
         confidence_noise: float = Diffusion.confidence_noise,
         order: str = Diffusion.order,
+        guidance: float = Diffusion.guidance,
+        guidance_schedule: str = Diffusion.guidance_schedule,
         generator=None,
         trajectory: bool = False,
     ) -> Draw:
@@ -114,6 +118,7 @@ class MaskedDiffusion(Prior):
         temperature), annealed to 0 over the steps (see `annealed` and `confident_draws`)."""
         given, known = self._inputs(n, given, known)
         b, t = given.shape
+        request = self._request(request, b)
         mask = self.codebook_size
         if order not in ORDERS:
             raise ValueError(f"order is {order!r}; use one of {', '.join(ORDERS)}.")
@@ -128,7 +133,8 @@ class MaskedDiffusion(Prior):
             if not masked.any():
                 break
             heat, shake = annealed(temperature, confidence_noise, (step + 1) / steps)
-            draw, confidence = confident_draws(self.model(x)[0], heat, shake, generator)
+            logits = self.guided(x, request, scale(guidance, guidance_schedule, (step + 1) / steps))
+            draw, confidence = confident_draws(logits, heat, shake, generator)
             if order == "halton":
                 confidence = first
             confidence = confidence.masked_fill(~masked, float("inf"))  # decided positions stay decided
