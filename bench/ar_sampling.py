@@ -1,69 +1,140 @@
-"""Benchmark: autoregressive sampling with the key/value cache against recomputing the whole
-prefix at every step (nanoGPT's `generate`), same model, same batch, in the same run.
+"""Benchmark: the autoregressive sampler against the field's generic one, transformers' GPT-2
+`generate` with its key/value cache, same dimensions and random weights, in the same run, on 8x8
+and 16x16 grids, at batch 1 and a large batch, and at the presets' size; and against the bound the
+arithmetic sets (2 x parameters x tokens at the matmul rate measured in the same run, attention
+ignored). Also checks that the sampler with its cache draws the same tokens as recomputing every
+earlier position (nanoGPT's `generate`), from the same random stream (`same_tokens`, must be 1).
 
-Prints JSON: seconds per image for both, their ratio, and the share of tokens both draw alike
-from the same random stream. Usage: python bench/ar_sampling.py
+Prints JSON. Needs the bench extra: pip install -e '.[bench]'.
+Usage: python bench/ar_sampling.py [--repeats 3] [--device cuda] [--quick]
 """
 
+import argparse
 import json
 import time
 
 import torch
-import torch.nn.functional as F
 
 from vqgen.priors import PRIORS
-from vqgen.priors.base import categorical
+
+CASES = [  # grid, (layers, heads, width), batch
+    ((8, 8), (4, 4, 128), 1),
+    ((8, 8), (4, 4, 128), 128),
+    ((16, 16), (4, 4, 128), 1),
+    ((16, 16), (4, 4, 128), 64),
+    ((16, 16), (12, 8, 512), 1),  # the presets' prior
+]
 
 
-@torch.no_grad()
-def recompute(model, grid, n, generator):
-    seq = torch.full((n, 1), model.cfg.out_size, dtype=torch.long)
-    for _ in range(grid[0] * grid[1]):
-        logits, _ = model(seq)
-        nxt = categorical(F.softmax(logits[:, -1], -1), generator)[:, None]
-        seq = torch.cat([seq, nxt], 1)
-    return seq[:, 1:].view(n, *grid)
-
-
-def timed(fn, repeats=3):
+def best_seconds(fn, repeats: int, device: str) -> float:
     best = float("inf")
     for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         start = time.perf_counter()
         fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return best
 
 
-def main(n=64, grid=(8, 8)):
+def matmul_rate(device: str, n: int = 1024) -> float:
+    """FLOP/s of a float32 (n, n) matmul on `device`."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    return 2 * n**3 / best_seconds(lambda: a @ b, 10, device)
+
+
+def gpt2(layers: int, heads: int, width: int, vocab: int, positions: int, device: str):
+    """transformers' GPT-2 of the same dimensions as our prior (random weights)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = GPT2Config(  # no end token: every image has all its tokens
+        vocab_size=vocab,
+        n_positions=positions,
+        n_embd=width,
+        n_layer=layers,
+        n_head=heads,
+        bos_token_id=vocab - 1,
+        eos_token_id=None,
+    )
+    return GPT2LMHeadModel(cfg).to(device).eval()
+
+
+def recompute(model, grid, n, generator):
+    """nanoGPT's sampling: the whole prefix again at every step, with the sampler's own draw."""
+    from vqgen.priors.base import categorical
+
+    seq = torch.full((n, 1), model.cfg.out_size, dtype=torch.long)
+    for _ in range(grid[0] * grid[1]):
+        logits, _ = model(seq)
+        seq = torch.cat([seq, categorical(torch.softmax(logits[:, -1], -1), generator)[:, None]], 1)
+    return seq[:, 1:].view(n, *grid)
+
+
+@torch.no_grad()
+def main(repeats: int, device: str, quick: bool) -> None:
     torch.manual_seed(0)
-    prior = PRIORS["ar"].create(256, grid, n_layer=4, n_head=4, n_embd=128)
-    model = prior.model.eval()
-    cached = timed(lambda: prior.sample(n, generator=torch.Generator().manual_seed(0)))
-    naive = timed(lambda: recompute(model, grid, n, torch.Generator().manual_seed(0)))
-    same = (
-        (
-            prior.sample(n, generator=torch.Generator().manual_seed(0)).tokens
-            == recompute(model, grid, n, torch.Generator().manual_seed(0))
-        )
-        .float()
-        .mean()
-        .item()
-    )
-    print(
-        json.dumps(
+    rate = matmul_rate(device)
+    rows = []
+    for grid, (layers, heads, width), batch in CASES[:2] if quick else CASES:
+        tokens = grid[0] * grid[1]
+        prior = PRIORS["ar"].create(256, grid, n_layer=layers, n_head=heads, n_embd=width)
+        prior.model.to(device).eval()
+        peer = gpt2(layers, heads, width, 257, tokens + 1, device)
+        start = torch.full((batch, 1), 256, dtype=torch.long, device=device)
+
+        def ours():
+            prior.sample(batch)
+
+        def generate():
+            peer.generate(
+                start,
+                attention_mask=torch.ones_like(start),
+                do_sample=True,
+                top_k=0,
+                max_new_tokens=tokens,
+                min_new_tokens=tokens,
+                use_cache=True,
+                pad_token_id=256,
+            )
+
+        ours(), generate()  # warm-up
+        n = max(1, repeats if batch > 1 or width < 512 else 1)
+        mine, theirs = best_seconds(ours, n, device), best_seconds(generate, n, device)
+        params = sum(p.numel() for p in prior.model.parameters() if p is not prior.model.pos_emb.weight)
+        bound = 2 * params * tokens * batch / rate
+        rows.append(
             {
-                "batch": n,
                 "grid": list(grid),
-                "threads": torch.get_num_threads(),
-                "kv_cache_s_per_image": cached / n,
-                "recompute_s_per_image": naive / n,
-                "speedup": naive / cached,
-                "same_tokens": same,
-            },
-            indent=2,
+                "model": f"{layers}x{width}",
+                "batch": batch,
+                "vqgen_ms_per_image": 1e3 * mine / batch,
+                "generate_ms_per_image": 1e3 * theirs / batch,
+                "speedup_over_generate": theirs / mine,
+                "share_of_flop_bound": bound / mine,
+                "vqgen_ms_per_step": 1e3 * mine / tokens,
+            }
         )
+    model = PRIORS["ar"].create(256, (8, 8), n_layer=4, n_head=4, n_embd=128)
+    model.model.eval()
+    same = (model.sample(16, generator=torch.Generator().manual_seed(0)).tokens) == recompute(
+        model.model, (8, 8), 16, torch.Generator().manual_seed(0)
     )
+    report = {
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "matmul_gflops": rate / 1e9,
+        "same_tokens": same.float().mean().item(),
+        "cases": rows,
+    }
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="the 8x8 cases only")
+    args = parser.parse_args()
+    main(args.repeats, args.device, args.quick)

@@ -13,6 +13,7 @@ import torch
 from vqgen import checkpoint, config
 from vqgen.data import images
 from vqgen.models import vqvae
+from vqgen.priors import PRIORS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,3 +109,15 @@ def test_the_width_benchmark_times_the_pipelines_default_tokenizer_and_the_width
         encoder = bench.tokenizer(widths).encoder.net
         convs = [m for m in encoder if isinstance(m, torch.nn.Conv2d)]  # the stem, then one per downsampling
         assert tuple(c.out_channels for c in convs[: len(widths)]) == widths
+
+
+def test_the_ar_benchmark_checks_its_sampler_against_recomputation_and_both_draw_alike():
+    bench = load_bench("ar_sampling")
+    torch.manual_seed(0)
+    prior = PRIORS["ar"].create(64, (4, 4), n_layer=2, n_head=2, n_embd=32)
+    prior.model.eval()
+    ours = prior.sample(5, generator=torch.Generator().manual_seed(0)).tokens
+    theirs = bench.recompute(prior.model, (4, 4), 5, torch.Generator().manual_seed(0))
+    assert torch.equal(ours, theirs)  # bench/ar_sampling.py's same_tokens is 1
+    other = bench.recompute(prior.model, (4, 4), 5, torch.Generator().manual_seed(1))
+    assert not torch.equal(ours, other)

@@ -545,6 +545,24 @@ def test_the_guided_ar_sampler_with_its_doubled_cache_equals_the_guided_recomput
     assert torch.equal(done, again) and torch.equal(done.flatten(1)[:, :5], given.flatten(1)[:, :5])
 
 
+@pytest.mark.parametrize("grid", [(4, 4), (8, 8)])
+@pytest.mark.parametrize("batch", [1, 9])
+@pytest.mark.parametrize("guided", [False, True])
+def test_the_ar_sampler_with_its_preallocated_cache_draws_what_recomputation_draws(grid, batch, guided):
+    torch.manual_seed(0)
+    prior = PRIORS["ar"].create(K, grid, attributes=["a", "b", "c"], n_layer=2, n_head=2, n_embd=32)
+    with torch.no_grad():
+        prior.model.attr_emb.weight.normal_(0, 0.5)
+    prior.model.eval()
+    kw = dict(request=torch.tensor([1, -1, 0]), guidance=2.0) if guided else {}
+    cached = prior.sample(batch, generator=torch.Generator().manual_seed(4), **kw).tokens
+    recomputed = prior.sample(batch, generator=torch.Generator().manual_seed(4), cache=False, **kw).tokens
+    assert torch.equal(cached, recomputed)
+    assert len(cached.unique()) > K // 2  # random weights: many codes drawn, so an error would show
+    again = prior.sample(batch, generator=torch.Generator().manual_seed(4), **kw).tokens
+    assert torch.equal(cached, again)  # a fresh cache each time: nothing left over from the last call
+
+
 def test_training_requests_drop_whole_requests_and_single_attributes_to_unspecified():
     torch.manual_seed(0)
     attrs = torch.randint(0, 2, (4000, 40))

@@ -34,6 +34,25 @@ class TransformerConfig:
 UNSPECIFIED = -1  # an attribute a request leaves open; 0 is absent, 1 present
 
 
+class Cache:
+    """The keys and values of one attention layer at every position of a sequence of `size`, allocated at
+    the first write and written in place as positions are computed (no copy of the earlier ones)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.k = self.v = None
+
+    def extend(self, k: torch.Tensor, v: torch.Tensor, start: int):
+        """Store (B, H, T, D) keys and values at positions start..start+T -> those of positions 0..start+T."""
+        if self.k is None:
+            b, h, _, d = k.shape
+            self.k, self.v = (k.new_empty(b, h, self.size, d) for _ in "kv")
+        end = start + k.shape[2]
+        self.k[:, :, start:end] = k
+        self.v[:, :, start:end] = v
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
@@ -42,20 +61,19 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cache: list | None = None):
+    def forward(self, x, cache: Cache | None = None, start: int = 0):
         b, t, c = x.shape
-        q, k, v = self.qkv(x).split(c, dim=2)
-        q, k, v = (y.view(b, t, self.cfg.n_head, c // self.cfg.n_head).transpose(1, 2) for y in (q, k, v))
-        if cache is not None:  # (k, v) of earlier positions, extended in place
-            if cache:
-                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
-            cache[:] = [k, v]
-        # With a cache the queries are the newest positions and may see everything before them.
-        causal = self.cfg.causal and k.shape[2] == t and t > 1
+        h = self.cfg.n_head
+        q, k, v = self.qkv(x).view(b, t, 3, h, c // h).permute(2, 0, 3, 1, 4)  # each (B, H, T, D)
+        if cache is not None:
+            k, v = cache.extend(k, v, start)
+        # Queries after the first position come one at a time and may see everything before them.
+        causal = self.cfg.causal and start == 0 and t > 1
+        assert start == 0 or t == 1 or not self.cfg.causal, "a causal cache extends by one position at a time"
         y = F.scaled_dot_product_attention(
             q, k, v, is_causal=causal, dropout_p=self.cfg.dropout if self.training else 0.0
         )
-        y = y.transpose(1, 2).contiguous().view(b, t, c)  # (B, T, C)
+        y = y.transpose(1, 2).reshape(b, t, c)  # (B, T, C)
         return self.drop(self.proj(y))
 
 
@@ -79,8 +97,8 @@ class Block(nn.Module):
         self.ln1, self.attn = nn.LayerNorm(cfg.n_embd), Attention(cfg)
         self.ln2, self.mlp = nn.LayerNorm(cfg.n_embd), MLP(cfg)
 
-    def forward(self, x, cache=None):
-        x = x + self.attn(self.ln1(x), cache)
+    def forward(self, x, cache=None, start: int = 0):
+        x = x + self.attn(self.ln1(x), cache, start)
         return x + self.mlp(self.ln2(x))
 
 
@@ -117,25 +135,27 @@ class Transformer(nn.Module):
         specified = (request != UNSPECIFIED)[..., None]
         return (self.attr_emb(2 * a + request.clamp_min(0).long()) * specified).sum(1)
 
-    def forward(self, idx, targets=None, caches: list[list] | None = None, start: int = 0, request=None):
+    def forward(self, idx, targets=None, caches: list[Cache] | None = None, start: int = 0, request=None, cond=None):
         """idx (B, T) -> logits (B, T, out_size), and the mean cross-entropy if targets are given.
 
-        With `caches` (one list per block) only the new positions start..start+T are computed; with a
-        `request` (B, A) the model is conditioned on it."""
+        With `caches` (see `new_caches`) only the new positions start..start+T are computed; with a
+        `request` (B, A), or its `condition` given as `cond` (B, C), the model is conditioned on it."""
         b, t = idx.shape
         assert start + t <= self.cfg.block_size, f"sequence of {start + t} exceeds block size {self.cfg.block_size}"
-        pos = torch.arange(start, start + t, device=idx.device)
-        x = self.tok_emb(idx) + self.pos_emb(pos)  # (B, T, C)
+        x = self.tok_emb(idx) + self.pos_emb.weight[start : start + t]  # (B, T, C)
         if request is not None:
-            x = x + self.condition(request)[:, None]
+            cond = self.condition(request)
+        if cond is not None:
+            x = x + cond[:, None]
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, None if caches is None else caches[i])
+            x = block(x, None if caches is None else caches[i], start)
         logits = self.head(self.ln_f(x))  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         return logits, loss
 
-    def new_caches(self) -> list[list]:
-        return [[] for _ in self.blocks]
+    def new_caches(self) -> list[Cache]:
+        """Empty key/value caches of every block, for sequences up to the block size."""
+        return [Cache(self.cfg.block_size) for _ in self.blocks]

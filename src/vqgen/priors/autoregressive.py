@@ -63,6 +63,7 @@ class Autoregressive(Prior):
         guided = request is not None and guidance != 1
         both = (lambda x: torch.cat([x, x])) if guided else (lambda x: x)  # the rows the model is run on
         request = doubled(request) if guided else request
+        embedded = None if request is None else self.model.condition(request)  # the same at every step
         out = given.clone()
         frames = [self._grids(torch.where(known, given, UNDECIDED))] if trajectory else None
         free = (~known).any(0).nonzero()
@@ -71,7 +72,7 @@ class Autoregressive(Prior):
             return Draw(self._grids(out), torch.zeros(b, dtype=torch.long), frames)
         caches = self.model.new_caches() if cache else None
         start = torch.full((b, 1), self.codebook_size, dtype=torch.long, device=given.device)
-        logits = self.model(both(torch.cat([start, given[:, :first]], 1)), caches=caches, request=request)[0][:, -1]
+        logits = self.model(both(torch.cat([start, given[:, :first]], 1)), caches=caches, cond=embedded)[0][:, -1]
         for pos in range(first, t):
             if guided:
                 cond, uncond = logits.chunk(2)
@@ -83,5 +84,5 @@ class Autoregressive(Prior):
                 )
             if pos + 1 < t:
                 x = out[:, pos : pos + 1] if cache else torch.cat([start, out[:, : pos + 1]], 1)
-                logits = self.model(both(x), caches=caches, start=pos + 1 if cache else 0, request=request)[0][:, -1]
+                logits = self.model(both(x), caches=caches, start=pos + 1 if cache else 0, cond=embedded)[0][:, -1]
         return Draw(self._grids(out), (~known).sum(1), frames)  # one pass per token drawn
