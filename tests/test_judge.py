@@ -10,7 +10,7 @@ import torchvision.transforms.functional as TF
 from vqgen import evaluate, train
 from vqgen.data import celeba, images, synthetic
 from vqgen.models import evaluator, vqvae
-from vqgen.models.evaluator import Evaluator, EvaluatorConfig, augment
+from vqgen.models.evaluator import SEEN, Evaluator, EvaluatorConfig, augment
 
 
 def fit(model, losses, iters, lr):
@@ -50,12 +50,15 @@ def world(tmp_path_factory):
     tok.eval()
     view = lambda t: evaluate.judge(judge_model, [t])  # noqa: E731
     real_a, real_b = images.to_tensor(faces[1200:1400]), images.to_tensor(faces[1400:])
-    return view, view(real_a), real_b, tok
+    ref = view(real_a)
+    seen = evaluate.balanced_accuracy(ref["attributes"], labels[1200:1400]) >= SEEN  # as the pipeline's attr_tv
+    return view, ref, real_b, tok, seen
 
 
 def test_measures_rank_degradations_reconstructions_and_noise(world):
-    view, ref, real, tok = world
-    measure = lambda t: evaluate.compare(ref, view(t.clamp(-1, 1)))  # noqa: E731
+    view, ref, real, tok, seen = world
+    assert seen.sum() >= 5, seen  # attr_tv below is measured over these, as in the pipeline
+    measure = lambda t: evaluate.compare(ref, view(t.clamp(-1, 1)), seen=seen)  # noqa: E731
     gen = torch.Generator().manual_seed(0)
     floor = measure(real)
     blurred = [measure(TF.gaussian_blur(real, 9, sigma)) for sigma in (0.8, 1.6, 3.2)]
@@ -65,12 +68,13 @@ def test_measures_rank_degradations_reconstructions_and_noise(world):
         grid = tok.encode(real[:1]).shape[1:]
         random = measure(tok.decode(torch.randint(0, 256, (len(real), *grid), generator=gen)))
     one_image = 1 / len(real)  # precision and recall count images: a step of one image is a tie
+    chance = 0.02  # attr_tv saturates once the judge calls at chance: then it moves by sampling noise
     for series in (blurred, noisy):  # stronger degradation: farther, less precise, less recalled
         for key, order, tie in (
             ("fd", 1, 0),
             ("precision", -1, one_image),
             ("recall", -1, one_image),
-            ("attr_tv", 1, 0),
+            ("attr_tv", 1, chance),
         ):
             values = [order * m[key] for m in [floor, *series]]
             assert all(b >= a - tie - 1e-9 for a, b in zip(values, values[1:])), (key, values)
