@@ -17,6 +17,7 @@ COLUMNS = (
     "precision",
     "recall",
     "attr_tv",
+    "null_fd",
     "cond_accuracy",
     "cond_fd",
     "inception_fid",
@@ -112,6 +113,9 @@ def run(p: Params) -> None:
         "data; a diffusion prior's is its training loss (masked: the hidden tokens at a random masking "
         "ratio; uniform: g(x_b) against x_a; uniform_x0: the clean grid at every position of a noised "
         "one), not comparable.",
+        "A prior conditioned on attributes samples each image under the attributes of a random training "
+        "image (as class-conditional models are measured on labels drawn from the data), at its guidance; "
+        "`null_fd`: its samples under the empty request, the unconditional model that guidance pushes away from.",
         "Seconds per image: sampling at the sampling batch size, and at batch 1 (latency); mean steps: "
         "network passes per image.",
         "Inception FID: "

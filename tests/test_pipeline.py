@@ -107,6 +107,8 @@ def test_dvc_repro_end_to_end(run_copy):
             "seconds_per_image_batch1",
             "mean_steps",
             "seconds",
+            "null_fd",  # a conditioned prior's samples under the empty request, beside those of the data's attributes
+            "null_recall",
             *seen,
             *requested,
         }

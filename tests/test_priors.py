@@ -414,36 +414,50 @@ REQUEST = torch.tensor([1, -1, 0])  # the first present, the second unspecified,
 
 
 def conditioned(name, **sizes):
-    """A toy prior on three attributes, whose attribute embeddings (zero at initialisation, so that
-    training starts from the unconditional model) are set as if trained."""
+    """A toy prior on three attributes, whose attribute embeddings are set as if trained."""
     torch.manual_seed(0)
     sizes = {"n_layer": 2, "n_head": 2, "n_embd": 32, **sizes}
     prior = PRIORS[name].create(K, GRID, attributes=["a", "b", "c"], **sizes)
     with torch.no_grad():
-        assert not prior.model.attr_emb.weight.any()
         prior.model.attr_emb.weight.normal_(0, 0.5)
     return prior
 
 
 def blind(name):
-    """A conditioned prior, set by hand, whose logits depend on the request only: every embedding but the
-    attributes' is zero and every block adds nothing, so u = head(ln_f(0)) and c = head(ln_f(e)), where e
-    is the sum of the request's attribute embeddings, at every position and whatever the tokens."""
-    prior = conditioned(name)
+    """A conditioned prior, set by hand, whose logits depend on the request only. Every token's input
+    is zero and the first block's attention is uniform (no queries, no keys), so each position reads
+    the value of the request token alone, scaled by how many positions it sees, which the final layer
+    norm undoes; every other weight adds nothing. So c and u are the same at every position whatever
+    the tokens, and the head is then set so that c - u is largest at code 0, leaving u."""
+    prior, c = conditioned(name), 32
+    model = prior.model
     with torch.no_grad():
-        for key, p in prior.model.named_parameters():
-            if not key.startswith(("attr_emb", "head", "ln_f")):
+        for key, p in model.named_parameters():
+            if not key.startswith(("attr_emb", "cond_pos", "head", "ln_f", "blocks.0.ln1", "blocks.0.attn")):
                 p.zero_()
-        prior.model.ln_f.bias.normal_(0, 0.3)
-        prior.model.head.weight.normal_(0, 0.7)
-        c, u = known_logits(prior, 1)
-        e = torch.nn.functional.layer_norm(prior.model.condition(REQUEST[None])[0], (32,))
-        d = c - u  # = head(e), whatever the bias: make code 0 its clear maximum, and u favour another code
-        prior.model.head.weight[0] += (1 + d.max() - d[0]) * e / e.pow(2).sum()
-        if known_logits(prior, 1)[1].argmax() == 0:
-            prior.model.ln_f.bias.neg_()
-    prior.model.eval()
+        attn = model.blocks[0].attn
+        attn.qkv.weight[: 2 * c] = 0
+        attn.qkv.weight[2 * c :].normal_(0, 1)
+        attn.proj.weight.normal_(0, 10)  # large values: the layer norm's epsilon is negligible at every scale
+        attn.qkv.bias.zero_(), attn.proj.bias.zero_()
+        model.ln_f.bias.normal_(0, 0.3)
+        model.head.weight.normal_(0, 0.7)
+        h_c, h_u = hidden(model, REQUEST), hidden(model, None)
+        d = model.head(h_c) - model.head(h_u)
+        r = h_c - (h_c @ h_u) / (h_u @ h_u) * h_u  # raises code 0's c, leaves its u
+        model.head.weight[0] += (1 + d.max() - d[0]) * r / (r @ h_c)
+    model.eval()
     return prior
+
+
+def hidden(model, request):
+    """The input of the head at the last position, under `request` (or none)."""
+    seen = []
+    hook = model.ln_f.register_forward_hook(lambda m, i, out: seen.append(out[0, -1]))
+    x = torch.zeros(1, model.cfg.block_size, dtype=torch.long)
+    model(x, request=None if request is None else request[None])
+    hook.remove()
+    return seen[0]
 
 
 def known_logits(prior, b):
@@ -578,7 +592,8 @@ def test_training_requests_drop_whole_requests_and_single_attributes_to_unspecif
     rows = mixed != UNSPECIFIED
     assert abs((~rows).all(1).float().mean() - 0.1) < 0.02 and abs(rows.all(1).float().mean() - 0.45) < 0.03
     model = conditioned("masked").model
-    assert torch.equal(model.condition(torch.full((2, A), UNSPECIFIED)), torch.zeros(2, 32))
+    null = model.condition(torch.full((2, A), UNSPECIFIED))  # the request token of the empty request
+    assert torch.equal(null, model.cond_pos.weight.expand(2, 1, 32))
 
 
 def test_schedules_and_the_guided_mix_have_their_known_values():

@@ -3,9 +3,12 @@
 The autoregressive prior uses it causally, with a start token and a key/value cache for
 sampling; the discrete-diffusion prior uses the same blocks without the causal mask. A model
 with attributes is conditioned on a request: each attribute present, absent or unspecified.
-A specified attribute adds its learned embedding (one for present, one for absent) to the input
-of every position; an unspecified one adds nothing, so the empty request is the unconditional
-model, the null of classifier-free guidance.
+The request is one token before the sequence (as LlamaGen's class token): the sum of the learned
+embeddings of its specified attributes (one for present, one for absent each) and of the
+condition's position; an unspecified attribute adds nothing, so the empty request is the
+unconditional model, the null of classifier-free guidance. (A prefix token of one summed
+embedding measured better than the same sum added to every position's input and than one prefix
+token per attribute: see docs/priors.md.)
 """
 
 from __future__ import annotations
@@ -108,8 +111,10 @@ class Transformer(nn.Module):
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.prefix = 1 if cfg.num_attributes else 0  # the request's position, before the tokens
         if cfg.num_attributes:
             self.attr_emb = nn.Embedding(2 * cfg.num_attributes, cfg.n_embd)  # attribute a absent: 2a, present: 2a + 1
+            self.cond_pos = nn.Embedding(1, cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd)
@@ -118,8 +123,6 @@ class Transformer(nn.Module):
         for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
             if name.endswith("proj.weight") or name.endswith("net.2.weight"):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layer))
-        if cfg.num_attributes:  # a sum of 40 embeddings at std 0.02 would drown the tokens' at the start
-            nn.init.zeros_(self.attr_emb.weight)
 
     @staticmethod
     def _init(m):
@@ -129,28 +132,32 @@ class Transformer(nn.Module):
             nn.init.zeros_(m.bias)
 
     def condition(self, request: torch.Tensor) -> torch.Tensor:
-        """(B, A) requests of 0 (absent), 1 (present) or UNSPECIFIED -> (B, C), the sum of the embeddings
-        of the specified attributes."""
+        """(B, A) requests of 0 (absent), 1 (present) or UNSPECIFIED -> (B, 1, C), the request's token:
+        the sum of the embeddings of the specified attributes and of the condition's position."""
         a = torch.arange(request.shape[1], device=request.device)
         specified = (request != UNSPECIFIED)[..., None]
-        return (self.attr_emb(2 * a + request.clamp_min(0).long()) * specified).sum(1)
+        summed = (self.attr_emb(2 * a + request.clamp_min(0).long()) * specified).sum(1, keepdim=True)
+        return summed + self.cond_pos.weight
 
     def forward(self, idx, targets=None, caches: list[Cache] | None = None, start: int = 0, request=None, cond=None):
         """idx (B, T) -> logits (B, T, out_size), and the mean cross-entropy if targets are given.
 
-        With `caches` (see `new_caches`) only the new positions start..start+T are computed; with a
-        `request` (B, A), or its `condition` given as `cond` (B, C), the model is conditioned on it."""
+        With `caches` (see `new_caches`) only the new positions start..start+T are computed. A model
+        with attributes is conditioned on a `request` (B, A), or on its `condition` given as `cond`;
+        on the empty request without either. Its request token is read at start 0 and kept in the
+        caches from then on."""
         b, t = idx.shape
         assert start + t <= self.cfg.block_size, f"sequence of {start + t} exceeds block size {self.cfg.block_size}"
         x = self.tok_emb(idx) + self.pos_emb.weight[start : start + t]  # (B, T, C)
-        if request is not None:
-            cond = self.condition(request)
-        if cond is not None:
-            x = x + cond[:, None]
+        if self.prefix and start == 0:
+            if cond is None:
+                request = idx.new_full((b, self.cfg.num_attributes), UNSPECIFIED) if request is None else request
+                cond = self.condition(request)
+            x = torch.cat([cond, x], 1)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, None if caches is None else caches[i], start)
-        logits = self.head(self.ln_f(x))  # (B, T, V)
+            x = block(x, None if caches is None else caches[i], start + self.prefix if start else 0)
+        logits = self.head(self.ln_f(x[:, -t:]))  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
@@ -158,4 +165,4 @@ class Transformer(nn.Module):
 
     def new_caches(self) -> list[Cache]:
         """Empty key/value caches of every block, for sequences up to the block size."""
-        return [Cache(self.cfg.block_size) for _ in self.blocks]
+        return [Cache(self.cfg.block_size + self.prefix) for _ in self.blocks]
