@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from stages import sampling
 from stages.cli import app
 from vqgen import checkpoint, layout
 from vqgen.config import ConfigError
@@ -92,15 +93,18 @@ def test_completions_on_request_keep_the_given_tokens(trained_run):
         pipe.complete(grids, known, "diffusion", attributes=each[:2])
 
 
-def test_the_pipeline_draws_what_the_sampling_stage_drew_with_the_same_seed_and_settings(trained_run):
+def test_the_pipeline_draws_what_the_sampling_stage_drew_with_the_same_seed_and_settings(trained_run, monkeypatch):
     pipe = Pipeline.from_run(trained_run.path, "cpu")
+    monkeypatch.chdir(trained_run.path)  # the stage requests the attributes of the run's training images
     for prior in ("ar", "diffusion"):
-        stored = samples.read(trained_run.path / layout.SAMPLES / f"{prior}.h5", "tokens", "images")
-        drawn = pipe.generate(len(stored["tokens"]), prior, seed=0)  # sample.seed and params.yaml's settings
+        stored = samples.read(layout.SAMPLES / f"{prior}.h5", "tokens", "images")
+        n = len(stored["tokens"])
+        mix = sampling.attribute_mix(pipe, prior, n, 0)
+        drawn = pipe.generate(n, prior, seed=0, attributes=mix)  # sample.seed and params.yaml's settings
         assert torch.equal(drawn.tokens, torch.from_numpy(stored["tokens"]).long()), prior
         assert np.array_equal(drawn.images, stored["images"]), prior
-        other = pipe.generate(len(stored["tokens"]), prior, seed=1)
-        assert not torch.equal(other.tokens, drawn.tokens), prior
+        assert not torch.equal(pipe.generate(n, prior, seed=0).tokens, drawn.tokens), prior  # the empty request
+        assert not torch.equal(pipe.generate(n, prior, seed=1, attributes=mix).tokens, drawn.tokens), prior
 
 
 def test_settings_come_from_the_defaults_the_checkpoint_params_yaml_and_the_call_in_that_order(trained_run, tmp_path):
@@ -108,7 +112,7 @@ def test_settings_come_from_the_defaults_the_checkpoint_params_yaml_and_the_call
 
     run, prior = trained_run.path, tmp_path / "diffusion.safetensors"
     model, meta = checkpoint.load(run / layout.DIFFUSION, Transformer, TransformerConfig)
-    guided = {"guidance": 3.0, "guidance_schedule": "constant"}
+    guided = {"guidance": 2.0, "guidance_schedule": "constant"}
     assert meta["sampling"] == {"temperature": 0.7, "steps": 12, "confidence_noise": 4.5, "order": "halton", **guided}
     meta.pop("config")
     checkpoint.save(prior, model, model.cfg, **{**meta, "sampling": {**meta["sampling"], "temperature": 0.5}})

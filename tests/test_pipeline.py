@@ -113,9 +113,10 @@ def test_dvc_repro_end_to_end(run_copy):
             *requested,
         }
         sweep = json.loads((repo / "metrics/guidance" / f"{name[7:]}.json").read_text())
-        assert [q["guidance"] for q in sweep] == [1.0, 1.5, 2.0, 3.0, 5.0]  # the default 3.0 among them
+        assert [q["guidance"] for q in sweep] == [1.0, 1.5, 2.0, 3.0, 5.0]
         by_scale = {q["guidance"]: q for q in sweep}
-        assert by_scale[3.0]["cond_fd"] == metrics[name]["cond_fd"]
+        configured = yaml.safe_load((repo / "params.yaml").read_text())[name[7:]]["guidance"]
+        assert by_scale[configured]["cond_fd"] == metrics[name]["cond_fd"]  # the default is among the sweep's scales
         assert by_scale[1.0]["cond_accuracy"] == metrics[name]["cond_accuracy_guidance1"]
         assert (repo / "figures" / f"{name[7:]}_requests.png").is_file()
     assert metrics["evaluator"]["seen_attributes"] == len(seen) and {f"test_{r}" for r in seen} < set(

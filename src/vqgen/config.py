@@ -202,6 +202,10 @@ class Encode:
 SCHEDULES = ("constant", "linear")  # ar/diffusion.guidance_schedule: as in vqgen.priors.guidance
 
 
+def _guidance(default: float):
+    return _f(default, "classifier-free guidance scale s of a request, logits u + s (c - u) (1: off)")
+
+
 @dataclass
 class Prior(Optimised):
     """A transformer over token grids: shared by the autoregressive and diffusion sections."""
@@ -221,7 +225,6 @@ class Prior(Optimised):
     attr_drop: float = _f(
         0.5, "share of the other training grids that keep each attribute with a chance drawn uniformly for the grid"
     )
-    guidance: float = _f(3.0, "classifier-free guidance scale s of a request, logits u + s (c - u) (1: off)")
     guidance_schedule: str = _f("constant", "guidance over the steps or tokens: constant, or linear from 1 to s")
 
     def sizes(self) -> dict[str, Any]:
@@ -255,6 +258,7 @@ class Prior(Optimised):
 @dataclass
 class AR(Prior):
     top_k: int = _f(0, "sample only among the k most likely tokens (0: all)")
+    guidance: float = _guidance(5.0)  # the lowest scale of the sweep with cond_accuracy >= 0.9 (docs/priors.md)
 
     def validate(self) -> None:
         super().validate()
@@ -268,6 +272,7 @@ ORDERS = ("halton", "confidence")  # diffusion.order: as in vqgen.priors.masked
 @dataclass
 class Diffusion(Prior):
     max_iters: int = _f(1200, "training iterations (a masked model learns from the hidden tokens only)")
+    guidance: float = _guidance(2.0)  # the lowest scale of the sweep with cond_accuracy >= 0.9 (docs/priors.md)
     process: str = _f(
         "masked",
         "masked (absorbing [MASK], parallel decoding), uniform (the blog's "

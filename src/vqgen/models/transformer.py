@@ -3,11 +3,11 @@
 The autoregressive prior uses it causally, with a start token and a key/value cache for
 sampling; the discrete-diffusion prior uses the same blocks without the causal mask. A model
 with attributes is conditioned on a request: each attribute present, absent or unspecified.
-The request is one token before the sequence (as LlamaGen's class token): the sum of the learned
-embeddings of its specified attributes (one for present, one for absent each) and of the
-condition's position; an unspecified attribute adds nothing, so the empty request is the
-unconditional model, the null of classifier-free guidance. (A prefix token of one summed
-embedding measured better than the same sum added to every position's input and than one prefix
+The request is the sum of the learned embeddings of its specified attributes (one for present,
+one for absent each; they start at zero), added to the input of every position and, with a
+position of its own, read as one token before the sequence (as LlamaGen's class token). An
+unspecified attribute adds nothing, so the empty request is the unconditional model, the null of
+classifier-free guidance. (Both together measured better than either alone and than one prefix
 token per attribute: see docs/priors.md.)
 """
 
@@ -123,6 +123,8 @@ class Transformer(nn.Module):
         for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
             if name.endswith("proj.weight") or name.endswith("net.2.weight"):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layer))
+        if cfg.num_attributes:  # a sum of 40 embeddings at std 0.02 would drown the tokens' at the start
+            nn.init.zeros_(self.attr_emb.weight)
 
     @staticmethod
     def _init(m):
@@ -132,28 +134,30 @@ class Transformer(nn.Module):
             nn.init.zeros_(m.bias)
 
     def condition(self, request: torch.Tensor) -> torch.Tensor:
-        """(B, A) requests of 0 (absent), 1 (present) or UNSPECIFIED -> (B, 1, C), the request's token:
-        the sum of the embeddings of the specified attributes and of the condition's position."""
+        """(B, A) requests of 0 (absent), 1 (present) or UNSPECIFIED -> (B, 1, C), the sum of the
+        embeddings of the specified attributes."""
         a = torch.arange(request.shape[1], device=request.device)
         specified = (request != UNSPECIFIED)[..., None]
         summed = (self.attr_emb(2 * a + request.clamp_min(0).long()) * specified).sum(1, keepdim=True)
-        return summed + self.cond_pos.weight
+        return summed
 
     def forward(self, idx, targets=None, caches: list[Cache] | None = None, start: int = 0, request=None, cond=None):
         """idx (B, T) -> logits (B, T, out_size), and the mean cross-entropy if targets are given.
 
         With `caches` (see `new_caches`) only the new positions start..start+T are computed. A model
         with attributes is conditioned on a `request` (B, A), or on its `condition` given as `cond`;
-        on the empty request without either. Its request token is read at start 0 and kept in the
-        caches from then on."""
+        on the empty request without either. The request's token is read at start 0 and kept in
+        the caches from then on."""
         b, t = idx.shape
         assert start + t <= self.cfg.block_size, f"sequence of {start + t} exceeds block size {self.cfg.block_size}"
         x = self.tok_emb(idx) + self.pos_emb.weight[start : start + t]  # (B, T, C)
-        if self.prefix and start == 0:
+        if self.prefix:
             if cond is None:
                 request = idx.new_full((b, self.cfg.num_attributes), UNSPECIFIED) if request is None else request
                 cond = self.condition(request)
-            x = torch.cat([cond, x], 1)
+            x = x + cond
+            if start == 0:
+                x = torch.cat([cond + self.cond_pos.weight, x], 1)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, None if caches is None else caches[i], start + self.prefix if start else 0)
