@@ -424,16 +424,17 @@ def conditioned(name, **sizes):
 
 
 def blind(name):
-    """A conditioned prior, set by hand, whose logits depend on the request only. Every token's input
-    is zero and the first block's attention is uniform (no queries, no keys), so each position reads
-    the value of the request token alone, scaled by how many positions it sees, which the final layer
-    norm undoes; every other weight adds nothing. So c and u are the same at every position whatever
-    the tokens, and the head is then set so that c - u is largest at code 0, leaving u."""
+    """A conditioned prior, set by hand, whose logits depend on the request only. The token and
+    position embeddings are zero (the request token's position too), so every position's input,
+    the request token's included, is the request's sum alone (zero for the empty request), and the
+    first block's attention is uniform (no queries, no keys); every other weight adds nothing. So c
+    and u are the same at every position whatever the tokens, and the head is then set so that c - u
+    is largest at code 0, leaving u."""
     prior, c = conditioned(name), 32
     model = prior.model
     with torch.no_grad():
         for key, p in model.named_parameters():
-            if not key.startswith(("attr_emb", "cond_pos", "head", "ln_f", "blocks.0.ln1", "blocks.0.attn")):
+            if not key.startswith(("attr_emb", "head", "ln_f", "blocks.0.ln1", "blocks.0.attn")):
                 p.zero_()
         attn = model.blocks[0].attn
         attn.qkv.weight[: 2 * c] = 0
@@ -462,9 +463,11 @@ def hidden(model, request):
 
 def known_logits(prior, b):
     x = torch.zeros(b, prior.model.cfg.block_size, dtype=torch.long)
-    c = prior.model(x, request=REQUEST.expand(b, A))[0][:, -1]
-    u = prior.model(x)[0][:, -1]
+    c_all, u_all = prior.model(x, request=REQUEST.expand(b, A))[0], prior.model(x)[0]
+    c, u = c_all[:, -1], u_all[:, -1]
     assert torch.allclose(c, c[:1].expand_as(c)) and (c - u).abs().max() > 0.5  # (c - u) is a known vector
+    assert torch.allclose(c_all, c[:, None].expand_as(c_all), atol=1e-4)  # the same at every position
+    assert torch.allclose(u_all, u[:, None].expand_as(u_all), atol=1e-4)
     return c[0], u[0]
 
 
