@@ -49,6 +49,7 @@ def run(p: Params, section: str, prior_name: str, options: dict | None = None) -
     val, val_attrs, _ = load_split("val")
     names = images.Split(layout.IMAGES, "val", memory_limit=0).attribute_names if s.condition else []
     prior = PRIORS[prior_name].create(k, tuple(data.shape[1:]), options, names, **s.sizes())
+    prior.data_attributes = attrs.to(torch.int8) if names else None
     model = prior.model.to(dev)
     opt = train.optimizer(model, s)
     order = torch.Generator().manual_seed(s.seed)  # of the batches and of the requests' dropout
@@ -108,5 +109,10 @@ def run(p: Params, section: str, prior_name: str, options: dict | None = None) -
         },
     )
     checkpoint.save(
-        layout.MODELS[section], model, model.cfg, **prior.metadata(), tokenizer=checkpoint.sha256(layout.VQVAE)
+        layout.MODELS[section],
+        model,
+        model.cfg,
+        prior.extras(),
+        **prior.metadata(),
+        tokenizer=checkpoint.sha256(layout.VQVAE),
     )

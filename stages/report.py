@@ -10,6 +10,7 @@ from stages import common
 from vqgen import layout, render
 from vqgen.config import Params
 from vqgen.data import samples
+from vqgen.evaluate import rates_off
 
 PARAMS = ("evaluate.num_samples",)  # shown in the report's notes
 COLUMNS = (
@@ -20,6 +21,7 @@ COLUMNS = (
     "null_fd",
     "cond_accuracy",
     "cond_fd",
+    "rates_off",
     "inception_fid",
     "bits_per_token",
     "mean_steps",
@@ -66,7 +68,7 @@ def _rates(metrics: dict[str, float], prefix: str) -> dict[str, float]:
 
 
 def run(p: Params) -> None:
-    base = _metrics("baselines")
+    base, vq, judge = _metrics("baselines"), _metrics("vqvae"), _metrics("evaluator")
     rows = {
         "real images (val vs test): the floor": {
             k[len("floor_") :]: v for k, v in base.items() if k.startswith("floor_")
@@ -77,12 +79,15 @@ def run(p: Params) -> None:
         },
     }
     rates = {"real test images": _rates(base, "test_"), "their VQ-VAE reconstructions": _rates(base, "recon_")}
-    frontier, guidance = {}, {}
+    frontier, guidance, off = {}, {}, {}
     for section in PRIORS:
         points = json.loads((layout.METRICS / "frontier" / f"{section}.json").read_text())
         name = "autoregressive prior" if section == "ar" else f"{points[0]['prior']} diffusion prior"
         rows[name] = {**_metrics(f"sample_{section}"), "bits_per_token": _metrics(section)["val_bits_per_token"]}
         rates[name] = _rates(rows[name], "")
+        if "balanced_accuracy" in judge:  # a judge of attributes (none seen: none off)
+            off[section] = len(rates_off(rates[name], rates["their VQ-VAE reconstructions"]))
+            rows[name]["rates_off"] = off[section]
         frontier[name] = points
         sweep = json.loads((layout.METRICS / "guidance" / f"{section}.json").read_text())
         if sweep and all("cond_accuracy" in q for q in sweep):
@@ -103,7 +108,6 @@ def run(p: Params) -> None:
         cols=3,
         title="Completion from the first half of the token rows",
     )
-    vq, judge = _metrics("vqvae"), _metrics("evaluator")
     notes = [
         f"Measured on {p.evaluate.num_samples} images per set against real test images, in the feature "
         f"space of the trained evaluator ({_judged(judge)}): `fd` is a "
@@ -114,8 +118,9 @@ def run(p: Params) -> None:
         "ratio; uniform: g(x_b) against x_a; uniform_x0: the clean grid at every position of a noised "
         "one), not comparable.",
         "A prior conditioned on attributes samples each image under the attributes of a random training "
-        "image (as class-conditional models are measured on labels drawn from the data), at its guidance; "
-        "`null_fd`: its samples under the empty request, the unconditional model that guidance pushes away from.",
+        "image, guided at its `mix_guidance`: the attributes as often as in the data (as class-conditional "
+        "models are measured on labels drawn from the data); `null_fd`: its samples under "
+        "the empty request, the unconditional model that guidance pushes away from.",
         "Seconds per image: sampling at the sampling batch size, and at batch 1 (latency); mean steps: "
         "network passes per image.",
         "Inception FID: "
@@ -131,10 +136,11 @@ def run(p: Params) -> None:
         notes.append(
             "Attribute rates: the share of each image set in which the judge calls each attribute it sees "
             "(balanced accuracy of at least 0.8 on real test images), unconditional samples; the "
-            "reconstructions' rates are what a prior over these tokens can reach."
+            "reconstructions' rates are what a prior over these tokens can reach; `rates_off` counts a prior's "
+            "attributes whose rate is off theirs by more than a third."
         )
     names = tuple(dict.fromkeys(k for r in rates.values() for k in r))
     tables = [(rows, COLUMNS)] + ([(rates, names)] if names else [])
     shown = tuple((caption, f) for caption, f in FIGURES if f != "guidance.png" or guidance)
     render.report(layout.FIGURES / "report.md", "vqgen: comparison report", tables, notes, shown)
-    common.write_metrics("report", {})
+    common.write_metrics("report", {f"rates_off_{section}": n for section, n in off.items()})

@@ -7,7 +7,11 @@ from stages import sampling
 from vqgen import judge
 from vqgen.config import Params
 
-PARAMS = ("ar.temperature", "ar.top_k", "ar.guidance", "ar.guidance_schedule", "sample", *judge.PARAMS)
+PARAMS = (
+    *("ar.temperature", "ar.top_k", "ar.guidance", "ar.guidance_schedule", "ar.mix_guidance"),
+    "sample",
+    *judge.PARAMS,
+)
 
 
 def run(p: Params) -> None:

@@ -17,6 +17,7 @@ PARAMS = (
     "diffusion.confidence_noise",
     "diffusion.guidance",
     "diffusion.guidance_schedule",
+    "diffusion.mix_guidance",
     "sample",
     *judge.PARAMS,
 )

@@ -1,9 +1,10 @@
-"""Sampling shared by every prior: unconditional samples (of a conditioned prior: requesting the
-attributes of random training images; and under the empty request) timed at the sampling batch size and at
-batch 1, completions of test images from their first token rows, and the judge's measures; for
-diffusion priors also inpainting, reverse-diffusion strips at two temperatures, the GIF, and
-the speed-quality frontier over the number of steps; for a prior conditioned on attributes, the
-figure of requests and cond_accuracy and cond_fd over a sweep of guidance scales."""
+"""Sampling shared by every prior: unconditional samples (of a conditioned prior: each requesting the
+attributes of a random training image, guided at `mix_guidance`; and under the empty request) timed
+at the sampling batch size and at batch 1, completions of test images from their first token rows,
+and the judge's measures; for diffusion priors also inpainting, reverse-diffusion strips at two
+temperatures, the GIF, and the speed-quality frontier over the number of steps; for a prior
+conditioned on attributes, the figure of requests and cond_accuracy and cond_fd over a sweep of
+guidance scales."""
 
 from __future__ import annotations
 
@@ -23,28 +24,17 @@ SHOWN = 9  # test images completed and inpainted, one 3x3 grid
 PER_CLASS = 16  # samples requesting each measured attribute present, and as many absent (cond_accuracy)
 
 
-def attribute_mix(pipe: Pipeline, section: str, n: int, seed: int) -> np.ndarray | None:
-    """The attribute vectors of n training images drawn at random, the requests of a conditioned prior's
-    unconditional samples (as class-conditional models are measured on labels drawn from the data);
-    None for a prior without attributes."""
-    if not pipe.prior(section).attributes:
-        return None
-    attributes = tokens.read_shards(layout.TOKENS, "train", pipe.codebook_size, pipe.tokenizer_sha)["attributes"]
-    return attributes[np.random.default_rng(seed).choice(len(attributes), n, replace=len(attributes) < n)]
-
-
 def measure(pipe: Pipeline, section: str, judge: Judge, settings: dict, p: Params) -> dict:
     """{steps: (generation, measures)} of unconditional samples at the configured settings and, for a
     diffusion prior, at every number of steps of the frontier (the AR prior's key is None). A
-    conditioned prior's samples request the attributes of random training images (`attribute_mix`)."""
+    conditioned prior's samples request the attributes of random training images (`Pipeline.generate`)."""
     runs, n = {}, p.evaluate.num_samples
-    mix = attribute_mix(pipe, section, n, p.sample.seed)
     frontier = sorted({*FRONTIER_STEPS, settings["steps"]}) if "steps" in settings else [None]
     for steps in frontier:
         at = settings if steps is None else {**settings, "steps": steps}
         label = f"sampling {pipe.priors[section].name} prior" + ("" if steps is None else f", {steps} steps")
         with common.progress(n, label) as advance:
-            out = pipe.generate(n, section, seed=p.sample.seed, progress=advance, attributes=mix, **at)
+            out = pipe.generate(n, section, seed=p.sample.seed, progress=advance, **at)
         mean_steps = float(out.steps.float().mean())
         runs[steps] = (out, {**judge.measure(out.images), "seconds_per_image": out.seconds, "mean_steps": mean_steps})
     return runs
@@ -130,7 +120,9 @@ def run(p: Params, section: str) -> None:
     measured |= judge.rates(judge.view(result.images))
     if prior.attributes:  # and under the empty request, the null of guidance
         with common.progress(p.evaluate.num_samples, f"sampling {prior.name} prior, no request") as advance:
-            null = pipe.generate(p.evaluate.num_samples, section, seed=s.seed, progress=advance, **settings)
+            null = pipe.generate(
+                p.evaluate.num_samples, section, seed=s.seed, progress=advance, attributes={}, **settings
+            )
         measured |= {f"null_{k}": v for k, v in judge.measure(null.images).items() if k in ("fd", "recall")}
     measured["seconds_per_image_batch1"] = pipe.latency(section, s.seed, **settings)
     measured |= on_request(pipe, section, judge, settings, s.seed)

@@ -30,7 +30,11 @@ TOLERANCE = typer.Option(None, help="uniform diffusion: share of changed tokens 
 ATTR = typer.Option(
     None, "--attr", metavar="NAME=0|1", help="ask for an attribute present (1) or absent (0); repeat for more"
 )
-GUIDANCE = typer.Option(None, help="classifier-free guidance scale of a request (1: off)  [default: params.yaml]")
+GUIDANCE = typer.Option(
+    None,
+    help="classifier-free guidance scale of a request (1: off); without --attr, of the attributes drawn for each "
+    "image  [default: guidance, without --attr mix_guidance, of params.yaml]",
+)
 SCHEDULE = typer.Option(None, "--guidance-schedule", help="guidance over the steps: constant, or linear from 1")
 
 
@@ -72,17 +76,19 @@ def _start(run: Path, prior: str, n: int, out: Path, device: str | None) -> tupl
     return Pipeline.from_run(run, dev, params=p, priors=(prior,)), p
 
 
-def _described(pipe: Pipeline, prior: str, settings: dict, attributes: dict) -> str:
+def _described(pipe: Pipeline, prior: str, settings: dict, attributes: dict, drawn: bool = False) -> str:
+    """The prior, the request and the settings, in words; `drawn`: without a request, the attributes are
+    drawn from the training images'."""
     at = pipe.settings(prior, **settings)
-    if not attributes:  # guidance applies to requests only
-        at = {k: v for k, v in at.items() if not k.startswith("guidance")}
     asked = ", ".join(f"{k}={v}" for k, v in attributes.items())
-    return (
-        f"the {pipe.priors[prior].name} prior"
-        + (f" asked for {asked}" if asked else "")
-        + ", "
-        + ", ".join(f"{k} {v}" for k, v in at.items())
-    )
+    if asked:
+        asked = f" asked for {asked}"
+    else:  # the request guidance applies to requests only
+        at = {k: v for k, v in at.items() if not k.startswith("guidance")}
+        if drawn and pipe.priors[prior].data_attributes is not None:
+            asked = " with the attributes of random training images"
+            at["guidance"] = pipe.mix_guidance(prior, settings.get("guidance"))
+    return f"the {pipe.priors[prior].name} prior{asked}, " + ", ".join(f"{k} {v}" for k, v in at.items())
 
 
 def generate(
@@ -103,17 +109,26 @@ def generate(
     device: str | None = DEVICE,
     run: Path = RUN,
 ) -> None:
-    """Draw new images from a trained prior, on request with --attr: one PNG per image and one PNG of
-    them all in a grid."""
+    """Draw new images from a trained prior, on request with --attr (without it, a prior trained on
+    attributes draws each image's from those of a random training image): one PNG per image and one
+    PNG of them all in a grid."""
     settings = _settings(locals())
     with common.reported():
         attributes = _attributes(attr)
         pipe, _ = _start(run, prior, n, out, device)
         pipe.request(prior, attributes)  # a bad request stops us before any drawing
-        described = _described(pipe, prior, settings, attributes)
+        described = _described(pipe, prior, settings, attributes, drawn=True)
+        mix = None if attributes else settings.pop("guidance", None)  # without --attr, the guidance of the mix
         with common.progress(n, f"sampling the {prior} prior") as advance:
             drawn = pipe.generate(
-                n, prior, seed=seed, batch_size=batch_size, progress=advance, attributes=attributes, **settings
+                n,
+                prior,
+                seed=seed,
+                batch_size=batch_size,
+                progress=advance,
+                attributes=attributes or None,
+                mix_guidance=mix,
+                **settings,
             )
         stem = f"{prior}-seed{seed}"
         for i, image in enumerate(drawn.images):
@@ -235,6 +250,9 @@ def _lines(entry: dict, p: config.Params) -> list[str]:
     out.append(f"trained on the tokens of tokenizer {str(entry['tokenizer'])[:12]} ({state})")
     names = entry["attributes"]
     out.append(f"on request: {len(names)} attributes, --attr NAME=0|1" if names else "unconditional: takes no --attr")
+    if entry["data_attributes"]:
+        mix = getattr(p, entry["name"]).mix_guidance
+        out.append(f"without --attr: the attributes of random training images, guidance {mix}")
     if m:
         out.append(
             f"val {m.get('val_bits_per_token', math.nan):.3f} bits/token; fd {m.get('fd', math.nan):.3g}, "

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from vqgen import checkpoint, config
@@ -121,3 +122,27 @@ def test_the_ar_benchmark_checks_its_sampler_against_recomputation_and_both_draw
     assert torch.equal(ours, theirs)  # bench/ar_sampling.py's same_tokens is 1
     other = bench.recompute(prior.model, (4, 4), 5, torch.Generator().manual_seed(1))
     assert not torch.equal(ours, other)
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("trained_run")
+def test_the_conditioning_study_retrains_the_runs_prior_bit_for_bit_and_its_unconditioned_peer(trained_run):
+    before = checkpoint.sha256(trained_run.path / "models/ar.safetensors")
+    r = subprocess.run(
+        [sys.executable, "bench/conditioning.py", "--prior", "ar", "--seeds", "0", "--run", str(trained_run.path)],
+        cwd=ROOT,
+        env=trained_run.env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(row["seed"], row["condition"]) for row in rows] == [(0, True), (0, False)]
+    run = json.loads((trained_run.path / "metrics/sample_ar.json").read_text())
+    report = json.loads((trained_run.path / "metrics/report.json").read_text())
+    conditioned, plain = rows
+    # the run's own prior (seed 0, conditioned), trained again: the same samples, so the same measures
+    assert [conditioned[k] for k in ("fd", "recall", "null_fd")] == [run[k] for k in ("fd", "recall", "null_fd")]
+    assert conditioned["rates_off"] == report["rates_off_ar"] == len(conditioned["off"])
+    assert "null_fd" not in plain and plain["val_loss"] != conditioned["val_loss"]
+    assert checkpoint.sha256(trained_run.path / "models/ar.safetensors") == before  # arms train in scratch copies

@@ -37,6 +37,20 @@ def test_round_trip_keeps_values_config_and_metadata(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_extra_tensors_stay_out_of_the_weights_and_come_back_by_name(tmp_path):
+    torch.manual_seed(0)
+    cfg = TransformerConfig(vocab_size=9, out_size=8, block_size=4, n_layer=1, n_head=2, n_embd=8)
+    model, extra = Transformer(cfg), torch.arange(12, dtype=torch.uint8).view(4, 3)
+    checkpoint.save(tmp_path / "m.safetensors", model, cfg, {"rows": extra}, grid=[2, 2])
+    again, meta = checkpoint.load(tmp_path / "m.safetensors", Transformer, TransformerConfig)
+    assert meta == {"config": vars(cfg), "grid": [2, 2]}
+    assert set(again.state_dict()) == set(model.state_dict())
+    assert torch.equal(checkpoint.extras(tmp_path / "m.safetensors")["rows"], extra)
+    assert checkpoint.parameters(tmp_path / "m.safetensors") == sum(p.numel() for p in model.state_dict().values())
+    checkpoint.save(tmp_path / "plain.safetensors", model, cfg)
+    assert checkpoint.extras(tmp_path / "plain.safetensors") == {}
+
+
 def test_identical_weights_give_identical_bytes(tmp_path):
     first = save_in_new_process(tmp_path / "a.safetensors")
     assert save_in_new_process(tmp_path / "b.safetensors") == first

@@ -51,6 +51,8 @@ def test_params_yaml_is_complete_and_valid():
         ({"diffusion": {"weight_decay": -0.01}}, "diffusion.weight_decay is -0.01; use 0 or more."),
         ({"diffusion": {"lr": -1e-3}}, "diffusion.lr is -0.001; use a positive number."),
         ({"diffusion": {"confidence_noise": float("inf")}}, "diffusion.confidence_noise is inf; use a finite number."),
+        ({"ar": {"mix_guidance": -1}}, "ar.mix_guidance is -1.0; use a scale of 0 or more (1: off)."),
+        ({"diffusion": {"guidance": -2}}, "diffusion.guidance is -2.0; use a scale of 0 or more (1: off)."),
         ({"evaluate": {"k": 399}}, "evaluate.k is 399; use 1 to 398"),
         ({"evaluate": {"num_samples": 12, "k": 11}}, "evaluate.k is 11; use 1 to 10"),
     ],

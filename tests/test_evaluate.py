@@ -201,3 +201,10 @@ def test_attribute_tv_is_the_mean_absolute_difference_of_frequencies():
     assert evaluate.attribute_tv([0.5, 0.2, 1.0], [0.5, 0.6, 0.0]) == pytest.approx((0 + 0.4 + 1.0) / 3)
     assert evaluate.attribute_tv([0.3, 0.7], [0.3, 0.7]) == 0.0
     assert evaluate.attribute_tv([], []) == 0.0
+
+
+def test_rates_off_names_the_attributes_off_the_reachable_rate_by_more_than_a_third():
+    reachable = {"Eyeglasses": 0.06, "Male": 0.5, "Bald": 0.09, "Smiling": 0.4}
+    rates = {"Eyeglasses": 0.02, "Male": 0.66, "Bald": 0.115, "Smiling": 0.54, "Blurry": 0.3}
+    assert evaluate.rates_off(rates, reachable) == ["Eyeglasses", "Smiling"]  # 0.04 > 0.02; 0.14 > 0.133
+    assert evaluate.rates_off(rates, reachable, share=0.5) == ["Eyeglasses"]

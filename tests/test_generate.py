@@ -7,14 +7,14 @@ import shutil
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from stages import sampling
 from stages.cli import app
 from vqgen import checkpoint, layout
 from vqgen.config import ConfigError
-from vqgen.data import samples
+from vqgen.data import samples, tokens
 from vqgen.pipeline import MaskWarning, Pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("trained_run")]  # they need the run `dvc repro` trains
@@ -48,10 +48,17 @@ def test_generate_writes_the_pipelines_images_where_asked_and_nothing_else(train
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"diffusion-seed3-{i:03d}.png" for i in range(5)] + ["diffusion-seed3-grid.png"]
-    assert str(out) in r.stdout and "masked prior, temperature 0.7, steps 3" in r.stdout
-    drawn = Pipeline.from_run(trained_run.path, "cpu").generate(5, "diffusion", seed=3)
+    assert str(out) in r.stdout
+    assert "masked prior with the attributes of random training images, temperature 0.7, steps 3" in r.stdout
+    pipe = Pipeline.from_run(trained_run.path, "cpu")
+    drawn = pipe.generate(5, "diffusion", seed=3)
     for i in range(5):
         assert np.array_equal(np.asarray(Image.open(out / f"diffusion-seed3-{i:03d}.png")), drawn.images[i])
+    r = vqgen("generate", "--run", trained_run.path, "--prior", "diffusion", "--n", 2, "--guidance", 4, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "training images, temperature 0.7, steps 3, confidence_noise 4.5, order halton, guidance 4.0" in r.stdout
+    guided = pipe.generate(2, "diffusion", seed=0, mix_guidance=4.0)  # without --attr, --guidance guides the mix
+    assert np.array_equal(np.asarray(Image.open(out / "diffusion-seed0-001.png")), guided.images[1])
     assert snapshot(trained_run.path) == before
 
 
@@ -69,14 +76,16 @@ def test_generate_on_request_draws_the_pipelines_guided_images(trained_run, tmp_
     drawn = pipe.generate(4, "ar", seed=2, attributes=request, guidance=2, guidance_schedule="linear")
     for i in range(4):
         assert np.array_equal(np.asarray(Image.open(out / f"ar-seed2-{i:03d}.png")), drawn.images[i])
-    free = pipe.generate(4, "ar", seed=2)
+    free = pipe.generate(4, "ar", seed=2, attributes={})  # nothing asked: the unconditional model
     assert not torch.equal(free.tokens, drawn.tokens)
     names = pipe.prior("ar").attributes
     vector = np.full(len(names), -1)
     vector[[names.index("Eyeglasses"), names.index("Male")]] = [1, 0]
     same = pipe.generate(4, "ar", seed=2, attributes=vector, guidance=2, guidance_schedule="linear")
     assert torch.equal(same.tokens, drawn.tokens)  # a mapping of names or the vector in the prior's order
-    assert torch.equal(pipe.generate(4, "ar", seed=2, attributes={}).tokens, free.tokens)  # nothing asked
+    at = pipe.settings("ar")
+    alone = pipe.prior("ar").sample(4, generator=torch.Generator().manual_seed(2), **at)  # no request at all
+    assert torch.equal(alone.tokens.cpu(), free.tokens)
 
 
 def test_completions_on_request_keep_the_given_tokens(trained_run):
@@ -93,18 +102,31 @@ def test_completions_on_request_keep_the_given_tokens(trained_run):
         pipe.complete(grids, known, "diffusion", attributes=each[:2])
 
 
-def test_the_pipeline_draws_what_the_sampling_stage_drew_with_the_same_seed_and_settings(trained_run, monkeypatch):
+def test_the_pipeline_draws_what_the_sampling_stage_drew_with_the_same_seed_and_settings(trained_run):
     pipe = Pipeline.from_run(trained_run.path, "cpu")
-    monkeypatch.chdir(trained_run.path)  # the stage requests the attributes of the run's training images
     for prior in ("ar", "diffusion"):
-        stored = samples.read(layout.SAMPLES / f"{prior}.h5", "tokens", "images")
+        stored = samples.read(trained_run.path / layout.SAMPLES / f"{prior}.h5", "tokens", "images")
         n = len(stored["tokens"])
-        mix = sampling.attribute_mix(pipe, prior, n, 0)
-        drawn = pipe.generate(n, prior, seed=0, attributes=mix)  # sample.seed and params.yaml's settings
+        drawn = pipe.generate(n, prior, seed=0)  # sample.seed and params.yaml's settings; the data's attributes
         assert torch.equal(drawn.tokens, torch.from_numpy(stored["tokens"]).long()), prior
         assert np.array_equal(drawn.images, stored["images"]), prior
-        assert not torch.equal(pipe.generate(n, prior, seed=0).tokens, drawn.tokens), prior  # the empty request
-        assert not torch.equal(pipe.generate(n, prior, seed=1, attributes=mix).tokens, drawn.tokens), prior
+        assert not torch.equal(pipe.generate(n, prior, seed=0, attributes={}).tokens, drawn.tokens), prior  # null
+        assert not torch.equal(pipe.generate(n, prior, seed=1).tokens, drawn.tokens), prior
+        # each image requests a training image's attributes, guided at mix_guidance (the request guidance is not it)
+        gen = torch.Generator().manual_seed(0)
+        asked = pipe.priors[prior].data_requests(n, gen)
+        mix = yaml.safe_load((trained_run.path / "params.yaml").read_text())[prior]["mix_guidance"]
+        assert mix != 1.0  # guided: else guidance would not be tested here
+        again = pipe.generate(n, prior, seed=gen, attributes=asked.numpy(), guidance=mix)
+        assert torch.equal(again.tokens, drawn.tokens), prior
+        gen = torch.Generator().manual_seed(0)
+        asked = pipe.priors[prior].data_requests(n, gen)
+        guided = pipe.generate(n, prior, seed=gen, attributes=asked.numpy(), guidance=4.0)
+        assert torch.equal(pipe.generate(n, prior, seed=0, mix_guidance=4.0).tokens, guided.tokens), prior
+        assert torch.equal(pipe.generate(n, prior, seed=0, guidance=4.0).tokens, drawn.tokens), prior  # for requests
+        assert not torch.equal(guided.tokens, drawn.tokens), prior
+        shards = tokens.read_shards(trained_run.path / layout.TOKENS, "train", pipe.codebook_size, pipe.tokenizer_sha)
+        assert np.array_equal(pipe.priors[prior].data_attributes.numpy(), shards["attributes"]), prior
 
 
 def test_settings_come_from_the_defaults_the_checkpoint_params_yaml_and_the_call_in_that_order(trained_run, tmp_path):
@@ -261,4 +283,5 @@ def test_info_lists_every_model_with_its_size_grid_tokenizer_and_metrics(trained
     assert "samples with temperature 0.7, steps 3, confidence_noise 4.5, order halton" in r.stdout
     assert "judge      models/evaluator.safetensors: attribute classifier" in r.stdout
     assert r.stdout.count("on request: 40 attributes, --attr NAME=0|1") == 2 and "on request: cond_accuracy" in r.stdout
+    assert r.stdout.count("without --attr: the attributes of random training images, guidance 1.5") == 2
     assert "mean balanced accuracy" in r.stdout

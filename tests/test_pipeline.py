@@ -128,7 +128,13 @@ def test_dvc_repro_end_to_end(run_copy):
     frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
     assert [row["steps"] for row in frontier] == [3, 4, 8, 12, 16, 32] and frontier[0]["prior"] == "masked"
     assert [row["mean_steps"] for row in frontier] == [3, 4, 8, 12, 16, 16]  # a 4x4 grid: one token a step at most
-    assert {"floor_fd", "rfd", "recon_precision"} <= set(metrics["baselines"])
+    assert {"floor_fd", "rfd", "recon_precision", "recon_rates_off"} <= set(metrics["baselines"])
+    assert set(metrics["report"]) == {"rates_off_ar", "rates_off_diffusion", "seconds"}
+    for prior in ("ar", "diffusion"):  # the attributes whose rate is off the reconstructions' by more than a third
+        rates = {n: metrics[f"sample_{prior}"][n] for n in seen}  # seen: rate_<attribute>
+        recon = {n: metrics["baselines"][f"recon_{n}"] for n in seen}
+        off = sum(abs(rates[n] - recon[n]) > recon[n] / 3 for n in seen)
+        assert metrics["report"][f"rates_off_{prior}"] == off, prior
     report = (repo / "figures/report.md").read_text()
     assert "autoregressive prior" in report and "masked diffusion prior" in report and "](diffusion.gif)" in report
     assert "Data and pipelines are up to date" in run([*dvc, "status"], repo, env)

@@ -611,3 +611,31 @@ def test_schedules_and_the_guided_mix_have_their_known_values():
 def test_an_unconditional_prior_refuses_a_request_in_one_sentence():
     with pytest.raises(ValueError, match="trained without attributes; it takes no request"):
         tiny("masked").sample(2, request=REQUEST, steps=2)
+
+
+@pytest.mark.parametrize("count", [3, 8, 40])
+def test_training_attributes_survive_the_checkpoint_packed_eight_to_a_byte(tmp_path, count):
+    torch.manual_seed(0)
+    attrs = torch.randint(0, 2, (301, count), dtype=torch.int8)
+    prior = PRIORS["masked"].create(K, GRID, attributes=[f"a{i}" for i in range(count)], n_layer=1, n_embd=16)
+    prior.data_attributes = attrs
+    assert prior.extras()["data_attributes"].shape == (301, math.ceil(count / 8))
+    path = tmp_path / "p.safetensors"
+    checkpoint.save(path, prior.model, prior.model.cfg, prior.extras(), **prior.metadata())
+    model, meta = checkpoint.load(path, Transformer, TransformerConfig)  # the weights alone
+    again = restore(model, meta, checkpoint.extras(path))
+    assert torch.equal(again.data_attributes, attrs)
+    assert checkpoint.parameters(path) == sum(p.numel() for p in prior.model.parameters())
+    plain = tiny("masked")
+    assert plain.extras() == {} and plain.data_requests(4) is None
+
+
+def test_data_requests_are_rows_of_the_training_attributes_drawn_uniformly_by_the_generator():
+    prior = conditioned("masked")
+    prior.data_attributes = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 1, 0]], dtype=torch.int8)
+    drawn = prior.data_requests(3000, torch.Generator().manual_seed(0))
+    rows = (drawn[:, None, :] == prior.data_attributes.long()[None]).all(-1)  # (N, 3): which row each draw is
+    assert rows.sum(1).eq(1).all()
+    assert rows.float().mean(0).sub(1 / 3).abs().max() < 0.03
+    again = prior.data_requests(3000, torch.Generator().manual_seed(0))
+    assert torch.equal(drawn, again) and not torch.equal(drawn, prior.data_requests(3000, torch.Generator()))

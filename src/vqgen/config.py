@@ -226,6 +226,9 @@ class Prior(Optimised):
         0.5, "share of the other training grids that keep each attribute with a chance drawn uniformly for the grid"
     )
     guidance_schedule: str = _f("constant", "guidance over the steps or tokens: constant, or linear from 1 to s")
+    mix_guidance: float = _f(
+        1.5, "guidance scale s of samples without a request, which request the attributes of random training images"
+    )  # as few attributes' rates off as unguided, at a lower fd, for both priors (docs/priors.md)
 
     def sizes(self) -> dict[str, Any]:
         """The transformer's size (`TransformerConfig` fields) from this section."""
@@ -248,7 +251,9 @@ class Prior(Optimised):
         for key in ("cond_drop", "attr_drop"):
             value = getattr(self, key)
             _check(0.0 <= value <= 1.0, f"{name}.{key} is {value}; use a probability from 0 to 1.")
-        _check(self.guidance >= 0, f"{name}.guidance is {self.guidance}; use a scale of 0 or more (1: off).")
+        for key in ("guidance", "mix_guidance"):
+            value = getattr(self, key)
+            _check(value >= 0, f"{name}.{key} is {value}; use a scale of 0 or more (1: off).")
         _check(
             self.guidance_schedule in SCHEDULES,
             f"{name}.guidance_schedule is {self.guidance_schedule!r}; use one of {', '.join(SCHEDULES)}.",

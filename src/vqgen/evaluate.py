@@ -75,6 +75,12 @@ def attribute_tv(p: np.ndarray, q: np.ndarray, seen: np.ndarray | None = None) -
     return float(np.abs(p - q).mean()) if p.size else 0.0
 
 
+def rates_off(rates: dict[str, float], reachable: dict[str, float], share: float = 1 / 3) -> list[str]:
+    """The attributes whose rate (the share of a set in which the judge calls them) is off the rate a
+    prior can reach (that of the reconstructions) by more than `share` of it."""
+    return [name for name, r in reachable.items() if name in rates and abs(rates[name] - r) > share * r]
+
+
 def balanced_accuracy(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """(A,) the mean of the true-positive and true-negative rates of each column of 0/1 predictions
     (N, A) against 0/1 truth: 0.5 for a classifier that always gives the same answer, however rare

@@ -71,7 +71,7 @@ def load_prior(path: str | Path, tokenizer_sha: str, device: str | torch.device 
             f"{path} was trained on the tokens of tokenizer {str(meta.get('tokenizer'))[:12]}, not of the one in "
             f"use ({tokenizer_sha[:12]}); run `vqgen {_stage(path)}` again."
         )
-    return restore(model, meta)
+    return restore(model, meta, checkpoint.extras(path))
 
 
 class Pipeline:
@@ -151,13 +151,24 @@ class Pipeline:
         getattr(checked, name).validate()
         return getattr(checked, name).sampling(prior.settings)
 
+    def mix_guidance(self, prior: str, value: float | None = None) -> float:
+        """The guidance of samples without a request (each requesting the attributes of a training image):
+        `value` if given, else the prior's `mix_guidance` of params.yaml (or of `vqgen.config`)."""
+        if value is None:
+            return getattr(self.params or Params(), prior).mix_guidance
+        checked = Params()
+        checked.set(f"{prior}.mix_guidance", value)
+        getattr(checked, prior).validate()
+        return getattr(checked, prior).mix_guidance
+
     def batch_size(self, batch_size: int | None = None) -> int:
         return batch_size or (self.params.sample.batch_size if self.params is not None else config.Sample.batch_size)
 
     def request(self, prior: str, attributes) -> torch.Tensor | None:
         """The request of `attributes` to the prior `prior`: a mapping of attribute names to 1 (present)
         or 0 (absent), the others unspecified; or an array (A,) or (N, A) of 0, 1 and -1 (unspecified)
-        in the order of the prior's attributes. None or an empty mapping: unconditional."""
+        in the order of the prior's attributes. None or an empty mapping: the empty request (see
+        `generate` for None there)."""
         chosen = self.prior(prior)
         if attributes is None or (isinstance(attributes, dict) and not attributes):
             return None
@@ -208,18 +219,25 @@ class Pipeline:
         trajectory: bool = False,
         progress=None,
         attributes=None,
+        mix_guidance: float | None = None,
         **settings,
     ) -> Generation:
         """n images from nothing, drawn in batches of `batch_size` (params.yaml's `sample.batch_size`) from
         one generator seeded with `seed` (or the generator itself); with `trajectory`, in one batch, with
         every step's grids. `progress(k)` is called after each batch of k. With `attributes` (see
         `request`; an array (n, A) gives each image its own), guided by the settings `guidance` and
-        `guidance_schedule`."""
+        `guidance_schedule`. Without `attributes`, a conditioned prior asks each image for the attributes
+        of a random training image, so that they come as often as in the data, guided at `mix_guidance`
+        (default: params.yaml's); `attributes={}` asks for nothing (the unconditional model, the null of
+        guidance)."""
         if n < 1:
             raise ConfigError(f"n is {n}; ask for 1 image or more.")
         chosen, at = self.prior(prior), self.settings(prior, **settings)
-        request = self._rows(self.request(prior, attributes), n)
         size, gen = n if trajectory else self.batch_size(batch_size), self._generator(seed)
+        request = self._rows(self.request(prior, attributes), n)
+        if attributes is None and chosen.data_attributes is not None:
+            request = chosen.data_requests(n, gen)
+            at["guidance"] = self.mix_guidance(prior, mix_guidance)
         parts, start = [], time.perf_counter()
         for i in range(0, n, size):
             part = None if request is None else request[i : i + size]
@@ -373,6 +391,7 @@ def inventory(directory: str | Path = ".") -> list[dict]:
             recorded = meta.get("sampling", {})
             order = PRIOR_CLASSES[meta["prior"]].settings  # JSON metadata is sorted: the sampler's order
             entry.update(layers=cfg["n_layer"], width=cfg["n_embd"], attributes=list(meta.get("attributes", [])))
+            entry["data_attributes"] = "data_attributes" in checkpoint.extras(root / path)
             entry["sampling"] = {k: recorded[k] for k in order if k in recorded}
             entry.update(tokenizer=meta.get("tokenizer"), matches=sha is not None and meta.get("tokenizer") == sha)
             entry["metrics"] = {**metrics(name), **metrics(f"sample_{name}")}

@@ -2,7 +2,9 @@
 
 A prior samples grids from nothing, or completes given tokens under any mask (`known`, True
 where a token is given; given tokens are never changed), and returns its trajectory when asked.
-A prior trained with attributes samples under a request (see `guidance`), guided.
+A prior trained with attributes samples under a request (see `guidance`), guided, and keeps the
+attribute vectors of its training grids: drawn from, they are the requests of its unconditional
+samples (`data_requests`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import inspect
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from vqgen.models.transformer import Transformer, TransformerConfig
@@ -40,6 +43,7 @@ class Prior:
         self.codebook_size = model.cfg.out_size
         self.sampling = self.defaults()  # the settings its checkpoint records (see `restore`)
         self.attributes: list[str] = []  # the names of the attributes a request gives, in order
+        self.data_attributes: torch.Tensor | None = None  # (N, A) 0/1 of its training grids, if conditioned
 
     @classmethod
     def defaults(cls) -> dict:
@@ -84,6 +88,19 @@ class Prior:
             "sampling": self.sampling,
             "attributes": self.attributes,
         }
+
+    def extras(self) -> dict[str, torch.Tensor]:
+        """The tensors a checkpoint records besides the transformer: the training grids' attributes, packed."""
+        return {} if self.data_attributes is None else {"data_attributes": pack(self.data_attributes)}
+
+    def data_requests(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """(n, A) requests drawn uniformly from the attribute vectors of the training grids, so that the
+        conditional model under them draws from the data's distribution; None for an unconditioned prior."""
+        if self.data_attributes is None:
+            return None
+        device = generator.device if generator is not None else "cpu"
+        rows = torch.randint(len(self.data_attributes), (n,), generator=generator, device=device).cpu()
+        return self.data_attributes[rows].long()
 
     def loss(self, tokens: torch.Tensor, request: torch.Tensor | None = None) -> torch.Tensor:
         """Mean training loss (nats) on (B, h, w) grids, under the requests (B, A) if given."""
@@ -144,6 +161,16 @@ class Prior:
 
     def _grids(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(len(x), *self.grid)
+
+
+def pack(attributes: torch.Tensor) -> torch.Tensor:
+    """(N, A) 0/1 -> (N, ceil(A / 8)) uint8, eight attributes a byte."""
+    return torch.from_numpy(np.packbits(attributes.numpy().astype(bool), axis=1))
+
+
+def unpack(packed: torch.Tensor, count: int) -> torch.Tensor:
+    """The inverse of `pack`: (N, ceil(A / 8)) uint8 -> (N, A) int8 of 0/1, for A = `count`."""
+    return torch.from_numpy(np.unpackbits(packed.numpy(), axis=1, count=count).astype(np.int8))
 
 
 def categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

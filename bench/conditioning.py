@@ -1,0 +1,84 @@
+"""Measurement (not timing): what conditioning on the attributes costs a prior's unconditional
+samples, against the spread of training seeds.
+
+For each training seed, the prior of `--prior` (a params.yaml section: ar or diffusion) is trained
+twice by its own stage, `vqgen train_<prior>`, in a scratch copy of the run: conditioned on the
+data's attributes and not. Each is judged on `evaluate.num_samples` unconditional samples, drawn as
+the sampling stage draws them (a conditioned prior's request the attributes of random training
+images, unguided), and, where conditioned, on the same number under the empty request: fd,
+precision, recall, and the attributes whose rate is off the reconstructions' by more than a third.
+The run's judge, tokenizer and tokens serve every arm. Prints JSON, one object per arm.
+
+Usage, in a workspace after `dvc repro` (each arm trains a prior: minutes on a CPU):
+    python bench/conditioning.py --prior ar --seeds 0 1 2
+"""
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from vqgen import config, layout
+from vqgen.evaluate import rates_off
+from vqgen.judge import Judge
+from vqgen.pipeline import Pipeline
+
+
+@contextlib.contextmanager
+def arm(run: Path, section: str, seed: int, condition: bool, threads: int) -> Iterator[Path]:
+    """A scratch copy of the run (its data and tokenizer linked) with the prior trained at `seed`."""
+    with tempfile.TemporaryDirectory(prefix=f"{section}-{seed}-{condition}-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "models").mkdir()
+        (scratch / "params.yaml").write_text((run / "params.yaml").read_text())
+        (scratch / "data").symlink_to((run / "data").resolve())
+        (scratch / layout.VQVAE).symlink_to((run / layout.VQVAE).resolve())
+        flag = f"--{section}.condition" if condition else f"--no-{section}.condition"
+        vqgen = str(Path(sys.executable).with_name("vqgen"))  # this environment's
+        command = [vqgen, f"train_{section}", f"--{section}.seed", str(seed), flag, "--compute.threads", str(threads)]
+        subprocess.run(command, cwd=scratch, check=True)
+        yield scratch
+
+
+def judged(judge: Judge, images, reachable: dict[str, float]) -> dict:
+    measured = judge.measure(images)
+    rates = {k[len("rate_") :]: v for k, v in judge.rates(judge.view(images)).items()}
+    off = rates_off(rates, reachable)
+    return {**{k: measured[k] for k in ("fd", "precision", "recall")}, "rates_off": len(off), "off": off}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--prior", choices=("ar", "diffusion"), default="ar")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--run", type=Path, default=Path("."), help="the run directory, after `dvc repro`")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch, here and in training (0: all cores)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    p = config.load_params(args.run / "params.yaml")
+    judge = Judge.of_run(p, "cpu", args.run)
+    base = json.loads((args.run / layout.METRICS / "baselines.json").read_text())
+    reachable = {k[len("recon_rate_") :]: v for k, v in base.items() if k.startswith("recon_rate_")}
+    for seed in args.seeds:
+        for condition in (True, False):
+            with arm(args.run, args.prior, seed, condition, args.threads) as scratch:
+                pipe = Pipeline.from_run(scratch, "cpu", priors=(args.prior,))
+                trained = json.loads((scratch / layout.METRICS / f"{args.prior}.json").read_text())
+            drawn = pipe.generate(judge.n, args.prior, seed=p.sample.seed)
+            row = {"prior": args.prior, "seed": seed, "condition": condition, "val_loss": trained["val_loss"]}
+            row |= {"train_seconds": trained["seconds"], **judged(judge, drawn.images, reachable)}
+            if condition:
+                null = pipe.generate(judge.n, args.prior, seed=p.sample.seed, attributes={})
+                row |= {f"null_{k}": v for k, v in judged(judge, null.images, reachable).items()}
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
