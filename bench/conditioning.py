@@ -3,11 +3,13 @@ samples, against the spread of training seeds.
 
 For each training seed, the prior of `--prior` (a params.yaml section: ar or diffusion) is trained
 twice by its own stage, `vqgen train_<prior>`, in a scratch copy of the run: conditioned on the
-data's attributes and not. Each is judged on `evaluate.num_samples` unconditional samples, drawn as
-the sampling stage draws them (a conditioned prior's request the attributes of random training
-images, unguided), and, where conditioned, on the same number under the empty request: fd,
-precision, recall, and the attributes whose rate is off the reconstructions' by more than a third.
-The run's judge, tokenizer and tokens serve every arm. Prints JSON, one object per arm.
+data's attributes and not. Each is judged on `evaluate.num_samples` samples without a request,
+drawn as the sampling stage draws them (each of a conditioned prior's asks for the attributes of a
+random training image, guided at `mix_guidance`), and, where conditioned, on as many under the
+empty request: fd, precision, recall, and the attributes whose rate is off the reconstructions'
+by more than a third. The run's judge, tokenizer and tokens serve every arm. The arms train with
+`--threads` threads: at another count than the run's, the seed-0 arm's weights differ from the
+run's in the last bits. Prints JSON, one object per arm.
 
 Usage, in a workspace after `dvc repro` (each arm trains a prior: minutes on a CPU):
     python bench/conditioning.py --prior ar --seeds 0 1 2

@@ -30,7 +30,8 @@ TOLERANCE = typer.Option(None, help="uniform diffusion: share of changed tokens 
 ATTR = typer.Option(
     None, "--attr", metavar="NAME=0|1", help="ask for an attribute present (1) or absent (0); repeat for more"
 )
-GUIDANCE = typer.Option(
+GUIDANCE = typer.Option(None, help="classifier-free guidance scale of a request (1: off)  [default: params.yaml]")
+DRAWN_GUIDANCE = typer.Option(
     None,
     help="classifier-free guidance scale of a request (1: off); without --attr, of the attributes drawn for each "
     "image  [default: guidance, without --attr mix_guidance, of params.yaml]",
@@ -103,7 +104,7 @@ def generate(
     confidence_noise: float | None = NOISE,
     tolerance: float | None = TOLERANCE,
     attr: list[str] | None = ATTR,
-    guidance: float | None = GUIDANCE,
+    guidance: float | None = DRAWN_GUIDANCE,
     guidance_schedule: str | None = SCHEDULE,
     batch_size: int | None = BATCH,
     device: str | None = DEVICE,
@@ -253,6 +254,8 @@ def _lines(entry: dict, p: config.Params) -> list[str]:
     if entry["data_attributes"]:
         mix = getattr(p, entry["name"]).mix_guidance
         out.append(f"without --attr: the attributes of random training images, guidance {mix}")
+    elif names:
+        out.append("without --attr: the empty request (this checkpoint keeps no training attributes; retrain it)")
     if m:
         out.append(
             f"val {m.get('val_bits_per_token', math.nan):.3f} bits/token; fd {m.get('fd', math.nan):.3g}, "
@@ -261,5 +264,7 @@ def _lines(entry: dict, p: config.Params) -> list[str]:
         if "cond_accuracy" in m:
             out.append(f"on request: cond_accuracy {m['cond_accuracy']:.3f}, cond_fd {m['cond_fd']:.3g}")
     settings = {**entry["sampling"], **getattr(p, entry["name"]).sampling(tuple(entry["sampling"]))}
-    out.append("samples with " + ", ".join(f"{k} {v}" for k, v in settings.items()))
+    plain = ", ".join(f"{k} {v}" for k, v in settings.items() if not k.startswith("guidance"))
+    guided = ", ".join(f"{k} {v}" for k, v in settings.items() if k.startswith("guidance"))
+    out.append(f"samples with {plain}" + (f"; on request {guided}" if names and guided else ""))
     return out

@@ -126,7 +126,7 @@ def test_the_ar_benchmark_checks_its_sampler_against_recomputation_and_both_draw
 
 @pytest.mark.e2e
 @pytest.mark.xdist_group("trained_run")
-def test_the_conditioning_study_retrains_the_runs_prior_bit_for_bit_and_its_unconditioned_peer(trained_run):
+def test_the_conditioning_study_trains_the_runs_prior_again_to_the_same_samples_and_its_unconditioned_peer(trained_run):
     before = checkpoint.sha256(trained_run.path / "models/ar.safetensors")
     r = subprocess.run(
         [sys.executable, "bench/conditioning.py", "--prior", "ar", "--seeds", "0", "--run", str(trained_run.path)],

@@ -141,6 +141,10 @@ def test_settings_come_from_the_defaults_the_checkpoint_params_yaml_and_the_call
     alone = Pipeline(run / layout.VQVAE, diffusion=prior, device="cpu")  # no params.yaml: the checkpoint's
     at = {"temperature": 0.5, "steps": 12, "confidence_noise": 4.5, "order": "halton", **guided}
     assert alone.settings("diffusion") == at
+    # a conditioned checkpoint written without its training attributes: without a request, the empty one
+    assert alone.priors["diffusion"].data_attributes is None
+    unasked = alone.generate(3, "diffusion", seed=0).tokens
+    assert torch.equal(unasked, alone.generate(3, "diffusion", seed=0, attributes={}).tokens)
     run_params = Pipeline.from_run(run, "cpu")
     assert run_params.settings("diffusion")["steps"] == 3  # the tiny run's params.yaml
     assert run_params.settings("diffusion", steps=5, temperature=None)["steps"] == 5
@@ -280,7 +284,8 @@ def test_info_lists_every_model_with_its_size_grid_tokenizer_and_metrics(trained
     assert r.stdout.count(f"trained on the tokens of tokenizer {sha} (the run's)") == 2
     fd = json.loads((trained_run.path / "metrics/sample_ar.json").read_text())["fd"]
     assert f"fd {fd:.3g}" in r.stdout
-    assert "samples with temperature 0.7, steps 3, confidence_noise 4.5, order halton" in r.stdout
+    on_request = "; on request guidance 2.0, guidance_schedule constant"
+    assert f"samples with temperature 0.7, steps 3, confidence_noise 4.5, order halton{on_request}" in r.stdout
     assert "judge      models/evaluator.safetensors: attribute classifier" in r.stdout
     assert r.stdout.count("on request: 40 attributes, --attr NAME=0|1") == 2 and "on request: cond_accuracy" in r.stdout
     assert r.stdout.count("without --attr: the attributes of random training images, guidance 1.5") == 2

@@ -68,7 +68,10 @@ def test_measures_rank_degradations_reconstructions_and_noise(world):
         grid = tok.encode(real[:1]).shape[1:]
         random = measure(tok.decode(torch.randint(0, 256, (len(real), *grid), generator=gen)))
     one_image = 1 / len(real)  # precision and recall count images: a step of one image is a tie
-    chance = 0.02  # attr_tv saturates once the judge calls at chance: then it moves by sampling noise
+    # attr_tv saturates once the judge calls at chance, and then moves by sampling noise: each rate of 200
+    # images called at random has a standard deviation of up to 0.035, their mean over the seen attributes
+    # about 0.02, the difference of two such means 0.03 (0.032 measured on a saturated blur ladder)
+    chance = 0.06
     for series in (blurred, noisy):  # stronger degradation: farther, less precise, less recalled
         for key, order, tie in (
             ("fd", 1, 0),

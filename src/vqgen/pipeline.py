@@ -154,12 +154,21 @@ class Pipeline:
     def mix_guidance(self, prior: str, value: float | None = None) -> float:
         """The guidance of samples without a request (each requesting the attributes of a training image):
         `value` if given, else the prior's `mix_guidance` of params.yaml (or of `vqgen.config`)."""
+        self.prior(prior)
         if value is None:
             return getattr(self.params or Params(), prior).mix_guidance
         checked = Params()
         checked.set(f"{prior}.mix_guidance", value)
         getattr(checked, prior).validate()
         return getattr(checked, prior).mix_guidance
+
+    def _unrequested(self, prior: str, n: int, gen: torch.Generator, at: dict, mix: float):
+        """(requests, settings) of n draws without a request: of a prior that keeps its training
+        attributes, n of them drawn at random and guided at `mix` (constant); else nothing asked."""
+        chosen = self.priors[prior]
+        if chosen.data_attributes is None:
+            return None, at
+        return chosen.data_requests(n, gen), {**at, "guidance": mix, "guidance_schedule": "constant"}
 
     def batch_size(self, batch_size: int | None = None) -> int:
         return batch_size or (self.params.sample.batch_size if self.params is not None else config.Sample.batch_size)
@@ -228,16 +237,18 @@ class Pipeline:
         `request`; an array (n, A) gives each image its own), guided by the settings `guidance` and
         `guidance_schedule`. Without `attributes`, a conditioned prior asks each image for the attributes
         of a random training image, so that they come as often as in the data, guided at `mix_guidance`
-        (default: params.yaml's); `attributes={}` asks for nothing (the unconditional model, the null of
-        guidance)."""
+        (default: params.yaml's), constant over the steps (`guidance` and `guidance_schedule` are the
+        settings of requests); `attributes={}` asks for nothing (the unconditional model, the null of
+        guidance). A conditioned prior whose checkpoint keeps no training attributes (written before
+        they were kept) draws the empty request here too."""
         if n < 1:
             raise ConfigError(f"n is {n}; ask for 1 image or more.")
         chosen, at = self.prior(prior), self.settings(prior, **settings)
         size, gen = n if trajectory else self.batch_size(batch_size), self._generator(seed)
+        mix = self.mix_guidance(prior, mix_guidance)
         request = self._rows(self.request(prior, attributes), n)
-        if attributes is None and chosen.data_attributes is not None:
-            request = chosen.data_requests(n, gen)
-            at["guidance"] = self.mix_guidance(prior, mix_guidance)
+        if attributes is None:
+            request, at = self._unrequested(prior, n, gen, at, mix)
         parts, start = [], time.perf_counter()
         for i in range(0, n, size):
             part = None if request is None else request[i : i + size]
@@ -313,12 +324,14 @@ class Pipeline:
         return decode_grids(self.tokenizer, torch.as_tensor(grids))
 
     def latency(self, prior: str, seed: int = 0, repeats: int = 8, **settings) -> float:
-        """Median seconds to draw one image at batch 1 (sampling only)."""
+        """Median seconds to draw one image at batch 1 as `generate` draws it without a request (sampling
+        only)."""
         chosen, at, gen = self.prior(prior), self.settings(prior, **settings), self._generator(seed)
-        times = []
+        times, mix = [], self.mix_guidance(prior)
         for _ in range(repeats):
+            request, drawn = self._unrequested(prior, 1, gen, at, mix)
             start = time.perf_counter()
-            chosen.sample(1, generator=gen, **at)
+            chosen.sample(1, request=request, generator=gen, **drawn)
             times.append(time.perf_counter() - start)
         return float(np.median(times))
 
