@@ -55,6 +55,16 @@ def judged(judge: Judge, images, reachable: dict[str, float]) -> dict:
     return {**{k: measured[k] for k in ("fd", "precision", "recall")}, "rates_off": len(off), "off": off}
 
 
+def judging(run: Path, threads: int) -> tuple[config.Params, Judge, dict[str, float]]:
+    """The run's params, its judge, and the rate of each attribute the judge sees in the reconstructions."""
+    if threads:
+        torch.set_num_threads(threads)
+    p = config.load_params(run / "params.yaml")
+    base = json.loads((run / layout.METRICS / "baselines.json").read_text())
+    reachable = {k[len("recon_rate_") :]: v for k, v in base.items() if k.startswith("recon_rate_")}
+    return p, Judge.of_run(p, "cpu", run), reachable
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--prior", choices=("ar", "diffusion"), default="ar")
@@ -62,12 +72,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=Path("."), help="the run directory, after `dvc repro`")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch, here and in training (0: all cores)")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    p = config.load_params(args.run / "params.yaml")
-    judge = Judge.of_run(p, "cpu", args.run)
-    base = json.loads((args.run / layout.METRICS / "baselines.json").read_text())
-    reachable = {k[len("recon_rate_") :]: v for k, v in base.items() if k.startswith("recon_rate_")}
+    p, judge, reachable = judging(args.run, args.threads)
     for seed in args.seeds:
         for condition in (True, False):
             with arm(args.run, args.prior, seed, condition, args.threads) as scratch:

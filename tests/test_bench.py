@@ -146,3 +146,25 @@ def test_the_conditioning_study_trains_the_runs_prior_again_to_the_same_samples_
     assert conditioned["rates_off"] == report["rates_off_ar"] == len(conditioned["off"])
     assert "null_fd" not in plain and plain["val_loss"] != conditioned["val_loss"]
     assert checkpoint.sha256(trained_run.path / "models/ar.safetensors") == before  # arms train in scratch copies
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("trained_run")
+def test_the_mix_guidance_study_reproduces_the_runs_samples_at_its_scale_and_under_the_empty_request(trained_run):
+    study = [sys.executable, "bench/mix_guidance.py", "--run", str(trained_run.path), "--scales", "1.5", "3"]
+    r = subprocess.run(study, cwd=ROOT, env=trained_run.env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(row["prior"], row["seed"], row["mix_guidance"]) for row in rows] == [
+        (prior, seed, scale) for prior in ("ar", "diffusion") for seed in (0, 1) for scale in (None, 1.5, 3.0)
+    ]
+    report = json.loads((trained_run.path / "metrics/report.json").read_text())
+    for prior in ("ar", "diffusion"):
+        run = json.loads((trained_run.path / f"metrics/sample_{prior}.json").read_text())
+        null, default, stronger = (row for row in rows if row["prior"] == prior and row["seed"] == 0)
+        assert (default["fd"], default["recall"]) == (run["fd"], run["recall"])  # sample.seed 0 at mix_guidance 1.5
+        assert default["rates_off"] == report[f"rates_off_{prior}"]
+        assert (null["fd"], null["recall"]) == (run["null_fd"], run["null_recall"])
+        assert stronger["fd"] != default["fd"]
+        other = next(row for row in rows if row["prior"] == prior and row["seed"] == 1 and row["mix_guidance"] == 1.5)
+        assert other["fd"] != default["fd"]  # another sampling seed, other samples
