@@ -74,6 +74,16 @@ def load_prior(path: str | Path, tokenizer_sha: str, device: str | torch.device 
     return restore(model, meta, checkpoint.extras(path))
 
 
+def _validated(section: str, values: dict):
+    """The params.yaml section `section` (ar or diffusion) with `values` set over its defaults, validated:
+    a bad value is refused in one sentence."""
+    checked = Params()
+    for key, value in values.items():
+        checked.set(f"{section}.{key}", value)
+    getattr(checked, section).validate()
+    return getattr(checked, section)
+
+
 class Pipeline:
     """A tokenizer checkpoint and the prior checkpoints trained on its tokens (`ar`, `diffusion`,
     either may be None), on `device` ('auto': CUDA, then MPS, then the CPU). `params` (a Params or the
@@ -145,11 +155,8 @@ class Pipeline:
                 f"{unknown[0]} is not a setting of the {prior.name} prior; "
                 f"its settings are {', '.join(prior.settings)}."
             )
-        checked = Params()
-        for key, value in {**values, **{k: v for k, v in overrides.items() if v is not None}}.items():
-            checked.set(f"{name}.{key}", value)
-        getattr(checked, name).validate()
-        return getattr(checked, name).sampling(prior.settings)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return _validated(name, {**values, **given}).sampling(prior.settings)
 
     def mix_guidance(self, prior: str, value: float | None = None) -> float:
         """The guidance of samples without a request (each requesting the attributes of a training image):
@@ -157,10 +164,7 @@ class Pipeline:
         self.prior(prior)
         if value is None:
             return getattr(self.params or Params(), prior).mix_guidance
-        checked = Params()
-        checked.set(f"{prior}.mix_guidance", value)
-        getattr(checked, prior).validate()
-        return getattr(checked, prior).mix_guidance
+        return _validated(prior, {"mix_guidance": value}).mix_guidance
 
     def _unrequested(self, prior: str, n: int, gen: torch.Generator, at: dict, mix: float):
         """(requests, settings) of n draws without a request: of a prior that keeps its training
