@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stages.cli import app
-from vqgen import checkpoint, layout
+from vqgen import checkpoint, config, layout
 from vqgen.config import ConfigError
 from vqgen.data import samples, tokens
 from vqgen.pipeline import MaskWarning, Pipeline
@@ -127,6 +127,23 @@ def test_the_pipeline_draws_what_the_sampling_stage_drew_with_the_same_seed_and_
         assert not torch.equal(guided.tokens, drawn.tokens), prior
         shards = tokens.read_shards(trained_run.path / layout.TOKENS, "train", pipe.codebook_size, pipe.tokenizer_sha)
         assert np.array_equal(pipe.priors[prior].data_attributes.numpy(), shards["attributes"]), prior
+
+
+def test_the_diffusion_samplers_passes_run_in_the_runs_precision_and_the_ar_samplers_steps_in_float32(trained_run):
+    dtypes = {}
+    for precision in ("fp32", "bf16"):
+        params = config.load_params(trained_run.path / "params.yaml")
+        params.set("compute.precision", precision)
+        pipe = Pipeline.from_run(trained_run.path, "cpu", params=params)
+        for prior in ("ar", "diffusion"):
+            seen = []
+            head = pipe.priors[prior].model.head
+            hook = head.register_forward_hook(lambda module, args, out, seen=seen: seen.append(out.dtype))
+            pipe.generate(2, prior, seed=0)
+            hook.remove()
+            dtypes[precision, prior] = set(seen)
+    assert dtypes["fp32", "ar"] == dtypes["fp32", "diffusion"] == dtypes["bf16", "ar"] == {torch.float32}
+    assert dtypes["bf16", "diffusion"] == {torch.bfloat16}
 
 
 def test_settings_come_from_the_defaults_the_checkpoint_params_yaml_and_the_call_in_that_order(trained_run, tmp_path):

@@ -70,6 +70,22 @@ def test_cached_decoding_matches_the_full_forward():
     assert torch.allclose(full, torch.cat(step, 1), atol=1e-5)
 
 
+@pytest.mark.parametrize("attributes", [0, 3])
+def test_the_decoding_step_is_the_cached_forward_bit_for_bit(attributes):
+    torch.manual_seed(0)
+    model = PRIORS["ar"].create(K, GRID, attributes=["a", "b", "c"][:attributes], n_layer=2, n_head=2, n_embd=32).model
+    if attributes:
+        torch.nn.init.normal_(model.attr_emb.weight)  # trained embeddings: the request must count
+    model.eval()
+    x = torch.randint(0, K + 1, (3, 16))
+    cond = model.condition(torch.tensor([[1, 0, UNSPECIFIED], [0, 1, 1], [UNSPECIFIED] * 3])) if attributes else None
+    forward, decode = model.new_caches(), model.new_caches()
+    model(x[:, :4], caches=forward, cond=cond), model(x[:, :4], caches=decode, cond=cond)
+    for t in range(4, 16):
+        expected = model(x[:, t : t + 1], caches=forward, start=t, cond=cond)[0][:, -1]
+        assert torch.equal(model.decode(x[:, t], decode, t, cond), expected)
+
+
 @pytest.mark.parametrize("name", list(SETTINGS))
 def test_a_perfect_model_recovers_the_data_exactly(name):
     prior = perfect(name)
@@ -92,6 +108,15 @@ def test_completion_and_inpainting_never_change_given_tokens(name):
     assert torch.equal(draw.tokens[known], given[known])
     assert draw.tokens.min() >= 0 and draw.tokens.max() < K
     assert draw.steps[1] == (1 if name == "uniform" else 0)  # nothing to draw: the uniform clean-up pass only
+
+
+def test_the_masked_schedule_counts_are_known_before_sampling():
+    # 64 x cos(pi/2 x k/4) = 59.1, 45.3, 24.5, 0; 3 tokens: at least one decided a step; none stays none
+    assert masked.still_masked(torch.tensor([64, 3, 0]), 4).T.tolist() == [
+        [64, 59, 45, 24, 0],
+        [3, 2, 1, 0, 0],
+        [0, 0, 0, 0, 0],
+    ]
 
 
 @pytest.mark.parametrize("order", masked.ORDERS)

@@ -188,7 +188,7 @@ class VQVAE(Optimised):
 
 @dataclass
 class Encode:
-    batch_size: int = _f(256, "images per encoder batch")
+    batch_size: int = _f(64, "images per encoder batch")
     shard_size: int = _f(4096, "token grids per HDF5 shard")
     mirror: bool = _f(
         True, "also encode each train image mirrored (left to right): the priors train on twice the grids"
@@ -366,7 +366,12 @@ class Compute:
         1.0, "GiB of images a training split may take in memory (a larger one is read from disk, slower)"
     )
     nproc: int = _f(1, "processes a training stage runs in, under torchrun (one per GPU; gloo on a CPU)")
-    precision: str = _f("auto", "fp32, or bf16 autocast in training (auto: bf16 on a CUDA device that supports it)")
+    precision: str = _f(
+        "auto",
+        "fp32, or bf16 autocast in training and in the diffusion samplers (auto: bf16 where "
+        "the device computes it natively: a CUDA GPU that supports it; a CPU with AVX512-BF16 or AMX, but "
+        "not for the priors' training, no faster there)",
+    )
     compile: bool = _f(False, "compile the models for training with torch.compile (slow to start; for long runs)")
     checkpoint_every: int = _f(
         100, "training steps between saves of a run's whole state, from which a killed run resumes (0: never)"

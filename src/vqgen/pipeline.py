@@ -87,7 +87,8 @@ def _validated(section: str, values: dict):
 class Pipeline:
     """A tokenizer checkpoint and the prior checkpoints trained on its tokens (`ar`, `diffusion`,
     either may be None), on `device` ('auto': CUDA, then MPS, then the CPU). `params` (a Params or the
-    path of a params.yaml) gives the sampler settings and the sampling batch size; None: defaults."""
+    path of a params.yaml) gives the sampler settings, the sampling batch size and the precision of the
+    diffusion samplers (`compute.precision`); None: defaults."""
 
     def __init__(
         self,
@@ -108,6 +109,7 @@ class Pipeline:
         self.grid = (self.image_size // self.tokenizer.cfg.downsample,) * 2
         self.codebook_size = self.tokenizer.cfg.codebook_size
         self.params = config.load_params(params) if isinstance(params, (str, Path)) else params
+        self.precision = train.pick_precision((self.params or Params()).compute.precision, self.device)
         self.paths = {name: Path(p) for name, p in (("ar", ar), ("diffusion", diffusion)) if p is not None}
         self.priors = {name: load_prior(p, self.tokenizer_sha, self.device) for name, p in self.paths.items()}
 
@@ -256,7 +258,7 @@ class Pipeline:
         parts, start = [], time.perf_counter()
         for i in range(0, n, size):
             part = None if request is None else request[i : i + size]
-            parts.append(chosen.sample(min(size, n - i), request=part, generator=gen, trajectory=trajectory, **at))
+            parts.append(self._draw(chosen, min(size, n - i), request=part, generator=gen, trajectory=trajectory, **at))
             if progress:
                 progress(len(parts[-1].tokens))
         seconds = (time.perf_counter() - start) / n
@@ -304,7 +306,9 @@ class Pipeline:
         for i in range(0, len(grids), size):
             part = None if request is None else request[i : i + size]
             parts.append(
-                chosen.sample(given=grids[i : i + size], known=known[i : i + size], request=part, generator=gen, **at)
+                self._draw(
+                    chosen, given=grids[i : i + size], known=known[i : i + size], request=part, generator=gen, **at
+                )
             )
         seconds = (time.perf_counter() - start) / len(grids)
         out = torch.cat([d.tokens.cpu() for d in parts])
@@ -335,9 +339,18 @@ class Pipeline:
         for _ in range(repeats):
             request, drawn = self._unrequested(prior, 1, gen, at, mix)
             start = time.perf_counter()
-            chosen.sample(1, request=request, generator=gen, **drawn)
+            self._draw(chosen, 1, request=request, generator=gen, **drawn)
             times.append(time.perf_counter() - start)
         return float(np.median(times))
+
+    def _draw(self, chosen: Prior, *args, **kwargs):
+        """`chosen.sample(*args, **kwargs)`, a diffusion prior's passes in the autocast type of
+        `compute.precision` (bf16 where the device computes it natively): they are whole grids at a time.
+        The AR prior's steps stay float32: one token each, bf16 would only add casts to them."""
+        if self.precision is None or chosen.causal:
+            return chosen.sample(*args, **kwargs)
+        with torch.autocast(self.device.type, self.precision):
+            return chosen.sample(*args, **kwargs)
 
     @staticmethod
     def _rows(request: torch.Tensor | None, n: int) -> torch.Tensor | None:

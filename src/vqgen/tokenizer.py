@@ -14,8 +14,9 @@ from vqgen.models.vqvae import VQVAE, VQVAEConfig
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> VQVAE:
-    """The VQ-VAE of a checkpoint written by `train_vqvae`, in eval mode on `device`."""
-    return checkpoint.load(path, VQVAE, VQVAEConfig, device)[0]
+    """The VQ-VAE of a checkpoint written by `train_vqvae`, in eval mode on `device`, channels-last (its
+    convolutions run up to 2x faster so on a CPU)."""
+    return checkpoint.load(path, VQVAE, VQVAEConfig, device)[0].to(memory_format=torch.channels_last)
 
 
 def image_size(path: str | Path) -> int:
@@ -24,14 +25,14 @@ def image_size(path: str | Path) -> int:
 
 
 @torch.no_grad()
-def encode(model: VQVAE, imgs, batch_size: int = 256) -> torch.Tensor:
+def encode(model: VQVAE, imgs, batch_size: int = images.BATCH) -> torch.Tensor:
     """uint8 images (N, S, S, 3), an array or a `images.Split` -> token grids (N, h, w), int64 on the CPU."""
     dev = next(model.parameters()).device
     return torch.cat([model.encode(x.to(dev)).cpu() for x in images.batched(imgs, batch_size)])
 
 
 @torch.no_grad()
-def decode(model: VQVAE, grids: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+def decode(model: VQVAE, grids: torch.Tensor, batch_size: int = images.BATCH) -> np.ndarray:
     """Token grids (N, h, w) -> uint8 images (N, S, S, 3); the patches of negative ids (a prior's
     UNDECIDED positions, a completion's hidden ones) are grey."""
     dev = next(model.parameters()).device

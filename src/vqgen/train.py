@@ -42,11 +42,22 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast type of `compute.precision`: bf16, or None for float32 ('auto': bf16 on a CUDA
-    device that supports it, where it is about twice as fast; float32 elsewhere)."""
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes in bf16 natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16
+    or AMX (where bf16 matmuls and convolutions run about twice as fast as float32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return any(getattr(torch.cpu, f"_is_{n}_supported", lambda: False)() for n in ("avx512_bf16", "amx_tile"))
+    return False
+
+
+def pick_precision(name: str, device: torch.device, on_cpu: bool = True) -> torch.dtype | None:
+    """The autocast type of `compute.precision`: bf16, or None for float32. 'auto' is bf16 where the
+    device computes it natively (`native_bf16`), except on a CPU for work that `on_cpu` says gains
+    nothing there (bench/precision.py); float32 elsewhere."""
     if name == "auto":
-        name = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        name = "bf16" if native_bf16(device) and (on_cpu or device.type != "cpu") else "fp32"
     return torch.bfloat16 if name == "bf16" else None
 
 

@@ -105,7 +105,10 @@ class Split:
         self.file.close()
 
 
-def batched(images, size: int = 256) -> Iterator[torch.Tensor]:
+BATCH = 64  # images per batch of a forward pass: on a CPU, larger batches spill the cache and run up to 2.5x slower
+
+
+def batched(images, size: int = BATCH) -> Iterator[torch.Tensor]:
     """Consecutive float batches (B, 3, S, S) of a uint8 image array or a Split."""
     for i in range(0, len(images), size):
         yield to_tensor(images[i : i + size])

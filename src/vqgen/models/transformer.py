@@ -79,6 +79,13 @@ class Attention(nn.Module):
         y = y.transpose(1, 2).reshape(b, t, c)  # (B, T, C)
         return self.drop(self.proj(y))
 
+    def decode(self, x: torch.Tensor, cache: Cache, start: int) -> torch.Tensor:
+        """`forward` of one position x (B, C) at `start`, the earlier ones in `cache`, in eval mode."""
+        b, c = x.shape
+        q, k, v = F.linear(x, self.qkv.weight, self.qkv.bias).view(b, 3, self.cfg.n_head, 1, -1).unbind(1)
+        y = F.scaled_dot_product_attention(q, *cache.extend(k, v, start))  # (B, H, 1, D)
+        return F.linear(y.view(b, c), self.proj.weight, self.proj.bias)
+
 
 class MLP(nn.Module):
     def __init__(self, cfg: TransformerConfig):
@@ -93,6 +100,11 @@ class MLP(nn.Module):
     def forward(self, x):
         return self.net(x)
 
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward` in eval mode, without module calls."""
+        up, down = self.net[0], self.net[2]
+        return F.linear(F.gelu(F.linear(x, up.weight, up.bias)), down.weight, down.bias)
+
 
 class Block(nn.Module):
     def __init__(self, cfg: TransformerConfig):
@@ -103,6 +115,10 @@ class Block(nn.Module):
     def forward(self, x, cache=None, start: int = 0):
         x = x + self.attn(self.ln1(x), cache, start)
         return x + self.mlp(self.ln2(x))
+
+
+def _norm(x: torch.Tensor, ln: nn.LayerNorm) -> torch.Tensor:
+    return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
 
 
 class Transformer(nn.Module):
@@ -166,6 +182,28 @@ class Transformer(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         return logits, loss
+
+    @torch.no_grad()
+    def decode(self, idx: torch.Tensor, caches: list[Cache], start: int, cond: torch.Tensor | None = None):
+        """The logits (B, out_size) of the next token after the ids idx (B,) at position `start` > 0, every
+        earlier position read from `caches`: `forward(idx[:, None], caches=caches, start=start, cond=cond)`
+        in eval mode, the same numbers as the fewest operations and no module calls. It is the sampler's
+        step, and at a small batch a step costs per-operation overhead, not arithmetic."""
+        x = F.embedding(idx, self.tok_emb.weight) + self.pos_emb.weight[start]
+        if self.prefix:
+            x = (
+                x
+                + (
+                    self.condition(idx.new_full((len(idx), self.cfg.num_attributes), UNSPECIFIED))
+                    if cond is None
+                    else cond
+                )[:, 0]
+            )
+        at = start + self.prefix
+        for block, cache in zip(self.blocks, caches):
+            x = x + block.attn.decode(_norm(x, block.ln1), cache, at)
+            x = x + block.mlp.decode(_norm(x, block.ln2))
+        return F.linear(_norm(x, self.ln_f), self.head.weight)
 
     def new_caches(self) -> list[Cache]:
         """Empty key/value caches of every block, for sequences up to the block size."""

@@ -19,7 +19,7 @@ from vqgen.priors.guidance import doubled, guide, scale
 
 def pick(logits: torch.Tensor, temperature: float, top_k: int, generator) -> torch.Tensor:
     """One draw per row of (B, V) logits at `temperature`, among the `top_k` most likely (0: all) -> (B,)."""
-    logits = logits.float() / temperature
+    logits = logits.float() if temperature == 1 else logits.float() / temperature
     if top_k:
         kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -73,16 +73,19 @@ class Autoregressive(Prior):
         caches = self.model.new_caches() if cache else None
         start = torch.full((b, 1), self.codebook_size, dtype=torch.long, device=given.device)
         logits = self.model(both(torch.cat([start, given[:, :first]], 1)), caches=caches, cond=embedded)[0][:, -1]
+        kept = known.any(0).tolist()  # positions some row is given: read once, not at every step
         for pos in range(first, t):
             if guided:
                 cond, uncond = logits.chunk(2)
                 logits = guide(cond, uncond, scale(guidance, guidance_schedule, (pos + 1) / t))
-            out[:, pos] = torch.where(known[:, pos], given[:, pos], pick(logits, temperature, top_k, generator))
+            drawn = pick(logits, temperature, top_k, generator)
+            out[:, pos] = torch.where(known[:, pos], given[:, pos], drawn) if kept[pos] else drawn
             if trajectory:
                 frames.append(
                     self._grids(torch.where(known | (torch.arange(t, device=out.device) <= pos), out, UNDECIDED))
                 )
-            if pos + 1 < t:
-                x = out[:, pos : pos + 1] if cache else torch.cat([start, out[:, : pos + 1]], 1)
-                logits = self.model(both(x), caches=caches, start=pos + 1 if cache else 0, cond=embedded)[0][:, -1]
+            if pos + 1 < t and cache:
+                logits = self.model.decode(both(out[:, pos]), caches, pos + 1, embedded)
+            elif pos + 1 < t:
+                logits = self.model(both(torch.cat([start, out[:, : pos + 1]], 1)), cond=embedded)[0][:, -1]
         return Draw(self._grids(out), (~known).sum(1), frames)  # one pass per token drawn

@@ -153,10 +153,11 @@ class Prior:
 
     def guided(self, x: torch.Tensor, request: torch.Tensor | None, s: float) -> torch.Tensor:
         """The logits (B, T, K) of the model's inputs x (B, T): unconditional without a request, else
-        u + s (c - u), with both halves in one doubled batch (one pass, the conditional one, at s = 1)."""
+        u + s (c - u), with both halves in one doubled batch (one pass, the conditional one, at s = 1);
+        in float32 whatever the passes' precision."""
         if request is None or s == 1:
-            return self.model(x, request=request)[0]
-        cond, uncond = self.model(torch.cat([x, x]), request=doubled(request))[0].chunk(2)
+            return self.model(x, request=request)[0].float()
+        cond, uncond = self.model(torch.cat([x, x]), request=doubled(request))[0].float().chunk(2)
         return guide(cond, uncond, s)
 
     def _grids(self, x: torch.Tensor) -> torch.Tensor:

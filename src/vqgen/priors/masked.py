@@ -24,6 +24,17 @@ def schedule(fraction: torch.Tensor | float) -> torch.Tensor:
     return torch.cos(torch.as_tensor(fraction, dtype=torch.float64) * math.pi / 2)
 
 
+def still_masked(unknown: torch.Tensor, steps: int) -> torch.Tensor:
+    """(steps + 1, B) how many of each row's `unknown` (B,) tokens are masked before the first step and
+    after each: a cosine share of them, and at least one fewer each step until none. The schedule fixes
+    the counts, so the sampler knows them before it starts (and never asks the device how many are left)."""
+    counts = [unknown]
+    for step in range(steps):
+        share = (unknown * schedule((step + 1) / steps)).floor().long()
+        counts.append(torch.minimum(share, counts[-1] - 1).clamp_min(0))
+    return torch.stack(counts)
+
+
 def ranks(scores: torch.Tensor) -> torch.Tensor:
     """The rank of each entry within its row, 0 for the smallest."""
     return scores.argsort(1).argsort(1)
@@ -125,23 +136,19 @@ class MaskedDiffusion(Prior):
         if order == "halton":
             first = -halton_turns(*self.grid).to(given.device).float().expand(b, t)  # the earliest turn ranks highest
         x = torch.where(known, given, mask)
-        unknown = (~known).sum(1)  # (B,)
+        left = still_masked((~known).sum(1).cpu(), steps)  # (steps + 1, B)
+        passes = int((left[:-1] > 0).any(1).sum())  # the steps until every row is decided
+        left = left.to(x.device)  # read step by step without waiting on the device
         frames = [self._grids(x.masked_fill(x == mask, UNDECIDED))] if trajectory else None
-        used = torch.zeros(b, dtype=torch.long, device=x.device)
-        for step in range(steps):
+        for step in range(passes):
             masked = x == mask
-            if not masked.any():
-                break
             heat, shake = annealed(temperature, confidence_noise, (step + 1) / steps)
             logits = self.guided(x, request, scale(guidance, guidance_schedule, (step + 1) / steps))
             draw, confidence = confident_draws(logits, heat, shake, generator)
             if order == "halton":
                 confidence = first
             confidence = confidence.masked_fill(~masked, float("inf"))  # decided positions stay decided
-            left = (unknown * schedule((step + 1) / steps)).floor().long()  # still masked after this step
-            left = torch.minimum(left, masked.sum(1) - 1).clamp_min(0)  # and at least one decided per step
-            x = torch.where(masked & (ranks(confidence) >= left[:, None]), draw, x)
-            used += masked.any(1)
+            x = torch.where(masked & (ranks(confidence) >= left[step + 1, :, None]), draw, x)
             if trajectory:
                 frames.append(self._grids(x.masked_fill(x == mask, UNDECIDED)))
-        return Draw(self._grids(x), used, frames)
+        return Draw(self._grids(x), (left[:passes] > 0).sum(0), frames)
