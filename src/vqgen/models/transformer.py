@@ -157,6 +157,14 @@ class Transformer(nn.Module):
         summed = (self.attr_emb(2 * a + request.clamp_min(0).long()) * specified).sum(1, keepdim=True)
         return summed
 
+    def _condition(self, idx: torch.Tensor, request: torch.Tensor | None, cond: torch.Tensor | None) -> torch.Tensor:
+        """(B, 1, C) `cond` if given, else the `condition` of `request`, else of the empty request."""
+        if cond is not None:
+            return cond
+        return self.condition(
+            idx.new_full((len(idx), self.cfg.num_attributes), UNSPECIFIED) if request is None else request
+        )
+
     def forward(self, idx, targets=None, caches: list[Cache] | None = None, start: int = 0, request=None, cond=None):
         """idx (B, T) -> logits (B, T, out_size), and the mean cross-entropy if targets are given.
 
@@ -168,9 +176,7 @@ class Transformer(nn.Module):
         assert start + t <= self.cfg.block_size, f"sequence of {start + t} exceeds block size {self.cfg.block_size}"
         x = self.tok_emb(idx) + self.pos_emb.weight[start : start + t]  # (B, T, C)
         if self.prefix:
-            if cond is None:
-                request = idx.new_full((b, self.cfg.num_attributes), UNSPECIFIED) if request is None else request
-                cond = self.condition(request)
+            cond = self._condition(idx, request, cond)
             x = x + cond
             if start == 0:
                 x = torch.cat([cond + self.cond_pos.weight, x], 1)
@@ -191,14 +197,7 @@ class Transformer(nn.Module):
         step, and at a small batch a step costs per-operation overhead, not arithmetic."""
         x = F.embedding(idx, self.tok_emb.weight) + self.pos_emb.weight[start]
         if self.prefix:
-            x = (
-                x
-                + (
-                    self.condition(idx.new_full((len(idx), self.cfg.num_attributes), UNSPECIFIED))
-                    if cond is None
-                    else cond
-                )[:, 0]
-            )
+            x = x + self._condition(idx, None, cond)[:, 0]
         at = start + self.prefix
         for block, cache in zip(self.blocks, caches):
             x = x + block.attn.decode(_norm(x, block.ln1), cache, at)
