@@ -4,9 +4,11 @@ and 16x16 grids, at batch 1 and a large batch, and at the presets' size; and aga
 arithmetic sets (2 x parameters x tokens at the matmul rate measured in the same run, attention
 ignored). Also checks that the sampler with its cache draws the same tokens as recomputing every
 earlier position (nanoGPT's `generate`), from the same random stream (`same_tokens`, must be 1).
+With --compiled, also one batch-1 step of the default model eager against the same step compiled
+by torch.compile (`batch1_step`): how much of the eager step is per-operation overhead.
 
 Prints JSON. Needs the bench extra: pip install -e '.[bench]'.
-Usage: python bench/ar_sampling.py [--repeats 3] [--device cuda] [--quick]
+Usage: python bench/ar_sampling.py [--repeats 3] [--device cuda] [--quick] [--compiled]
 """
 
 import argparse
@@ -72,8 +74,33 @@ def recompute(model, grid, n, generator):
     return seq[:, 1:].view(n, *grid)
 
 
+def step_overhead(device: str, repeats: int) -> dict:
+    """One batch-1 decoding step of the default model (4x128, 8x8 grid) as the sampler runs it, against
+    the same step at a tensor position (the form a CUDA graph replays) compiled by torch.compile, which
+    fuses its operations: how much of the eager step is per-operation overhead."""
+    prior = PRIORS["ar"].create(256, (8, 8), n_layer=4, n_head=4, n_embd=128)
+    model = prior.model.to(device).eval()
+    ids = torch.randint(0, 256, (1, 64), device=device)
+    positions = torch.arange(64, device=device)
+    compiled = torch.compile(model.decode, dynamic=False)
+
+    def steps(step):
+        caches = model.new_caches()
+        with torch.no_grad():
+            model(ids[:, :1], caches=caches)
+        for pos in range(1, 64):
+            step(ids[:, pos], caches, pos)
+
+    started = time.perf_counter()
+    steps(lambda idx, caches, pos: compiled(idx, caches, positions[pos]))
+    compile_seconds = time.perf_counter() - started
+    eager = best_seconds(lambda: steps(model.decode), repeats, device) / 63
+    fused = best_seconds(lambda: steps(lambda idx, c, pos: compiled(idx, c, positions[pos])), repeats, device) / 63
+    return {"eager_ms": 1e3 * eager, "compiled_ms": 1e3 * fused, "compile_seconds": compile_seconds}
+
+
 @torch.no_grad()
-def main(repeats: int, device: str, quick: bool) -> None:
+def main(repeats: int, device: str, quick: bool, compiled: bool) -> None:
     torch.manual_seed(0)
     rate = matmul_rate(device)
     rows = []
@@ -128,6 +155,8 @@ def main(repeats: int, device: str, quick: bool) -> None:
         "same_tokens": same.float().mean().item(),
         "cases": rows,
     }
+    if compiled:
+        report["batch1_step"] = step_overhead(device, repeats)
     print(json.dumps(report, indent=2))
 
 
@@ -136,5 +165,6 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="the 8x8 cases only")
+    parser.add_argument("--compiled", action="store_true", help="also the batch-1 step compiled (batch1_step)")
     args = parser.parse_args()
-    main(args.repeats, args.device, args.quick)
+    main(args.repeats, args.device, args.quick, args.compiled)

@@ -18,7 +18,7 @@ from vqgen.data import samples, tokens
 from vqgen.judge import Judge
 from vqgen.pipeline import Pipeline
 
-FRONTIER_STEPS = (4, 8, 12, 16, 32)
+FRONTIER_STEPS = (4, 8, 12, 16)
 STRIP_TEMPERATURES = (0.7, 1.2)  # the blog's Figs 5 and 6: a low and a high temperature
 SHOWN = 9  # test images completed and inpainted, one 3x3 grid
 PER_CLASS = 16  # samples requesting each measured attribute present, and as many absent (cond_accuracy)

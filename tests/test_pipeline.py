@@ -126,7 +126,7 @@ def test_dvc_repro_end_to_end(run_copy):
         assert len(checkpoint.metadata(repo / layout.MODELS[prior])["attributes"]) == 40
     assert metrics["sample_diffusion"]["mean_steps"] == 3  # masked: exactly diffusion.steps
     frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
-    assert [row["steps"] for row in frontier] == [3, 4, 8, 12, 16, 32] and frontier[0]["prior"] == "masked"
+    assert [row["steps"] for row in frontier] == [3, 4, 8, 12, 16] and frontier[0]["prior"] == "masked"
     assert [row["mean_steps"] for row in frontier] == [3, 4, 8, 12, 16, 16]  # a 4x4 grid: one token a step at most
     assert {"floor_fd", "rfd", "recon_precision", "recon_rates_off"} <= set(metrics["baselines"])
     assert set(metrics["report"]) == {"rates_off_ar", "rates_off_diffusion", "seconds"}

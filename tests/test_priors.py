@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vqgen import checkpoint
+from vqgen import checkpoint, graphs
 from vqgen.config import Diffusion
 from vqgen.models.transformer import UNSPECIFIED, Transformer, TransformerConfig
 from vqgen.priors import PRIORS, UNDECIDED, diffusion, guidance, masked, prefix_mask, restore, uniform_x0
@@ -84,6 +84,57 @@ def test_the_decoding_step_is_the_cached_forward_bit_for_bit(attributes):
     for t in range(4, 16):
         expected = model(x[:, t : t + 1], caches=forward, start=t, cond=cond)[0][:, -1]
         assert torch.equal(model.decode(x[:, t], decode, t, cond), expected)
+
+
+@pytest.mark.parametrize("attributes", [0, 3])
+def test_the_step_at_a_tensor_position_reads_only_the_positions_before_it(attributes):
+    # the form a CUDA graph replays: the whole cache, later positions masked (filled with garbage here)
+    torch.manual_seed(0)
+    model = PRIORS["ar"].create(K, GRID, attributes=["a", "b", "c"][:attributes], n_layer=2, n_head=2, n_embd=32).model
+    if attributes:
+        torch.nn.init.normal_(model.attr_emb.weight)
+    model.eval()
+    x = torch.randint(0, K + 1, (3, 16))
+    cond = model.condition(torch.tensor([[1, 0, UNSPECIFIED], [0, 1, 1], [UNSPECIFIED] * 3])) if attributes else None
+    exact, static = model.new_caches(), model.new_caches()
+    model(x[:, :4], caches=exact, cond=cond), model(x[:, :4], caches=static, cond=cond)
+    for cache in static:
+        cache.k[:, :, 4 + model.prefix :], cache.v[:, :, 4 + model.prefix :] = 1e3, -1e3
+    for t in range(4, 16):
+        expected = model.decode(x[:, t], exact, t, cond)
+        got = model.decode(x[:, t], static, torch.tensor(t), cond)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        assert torch.equal(got.argmax(-1), expected.argmax(-1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+@pytest.mark.parametrize("name", ["ar", "masked"])
+def test_a_captured_cuda_step_draws_the_eager_samplers_tokens(name):
+    prior = tiny(name, attributes=["a", "b", "c"])
+    torch.nn.init.normal_(prior.model.attr_emb.weight)
+    prior.model.to("cuda").eval()
+    request = torch.tensor([[1, 0, UNSPECIFIED]] * 4 + [[0, 1, 1]] * 4, device="cuda")
+    settings = {**SETTINGS[name], "request": request, "guidance": 2.0}
+
+    def draw():
+        return prior.sample(8, generator=torch.Generator("cuda").manual_seed(0), **settings).tokens
+
+    captured = draw()
+    with graphs.disabled():
+        eager = draw()
+    assert torch.equal(captured, eager)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_a_replayed_graph_computes_its_function_of_new_inputs():
+    weight = torch.randn(8, 8, device="cuda")
+    step = graphs.Replayed(lambda x, y: (x @ weight).relu() + y)
+    for _ in range(3):
+        x, y = torch.randn(4, 8, device="cuda"), torch.randn(4, 8, device="cuda")
+        torch.testing.assert_close(step(x, y).clone(), (x @ weight).relu() + y)
+    assert len(step.graphs) == 1
+    step(torch.randn(2, 8, device="cuda"), torch.randn(2, 8, device="cuda"))
+    assert len(step.graphs) == 2  # a new shape, a new capture
 
 
 @pytest.mark.parametrize("name", list(SETTINGS))

@@ -55,6 +55,14 @@ class Cache:
         self.v[:, :, start:end] = v
         return self.k[:, :, :end], self.v[:, :, :end]
 
+    def write(self, k: torch.Tensor, v: torch.Tensor, at: torch.Tensor):
+        """Store the (B, H, 1, D) key and value of the position `at`, a 0-d tensor, in the cache allocated
+        by an earlier `extend` -> every position's keys and values, and the mask of those up to
+        `at` (1, size). The shapes do not change with the position, so one captured step serves them all."""
+        self.k.index_copy_(2, at.view(1), k)
+        self.v.index_copy_(2, at.view(1), v)
+        return self.k, self.v, (torch.arange(self.size, device=at.device) <= at)[None]
+
 
 class Attention(nn.Module):
     def __init__(self, cfg: TransformerConfig):
@@ -79,11 +87,16 @@ class Attention(nn.Module):
         y = y.transpose(1, 2).reshape(b, t, c)  # (B, T, C)
         return self.drop(self.proj(y))
 
-    def decode(self, x: torch.Tensor, cache: Cache, start: int) -> torch.Tensor:
-        """`forward` of one position x (B, C) at `start`, the earlier ones in `cache`, in eval mode."""
+    def decode(self, x: torch.Tensor, cache: Cache, start: int | torch.Tensor) -> torch.Tensor:
+        """`forward` of one position x (B, C) at `start`, the earlier ones in `cache`, in eval mode; at a
+        0-d tensor `start`, over the whole cache with the later positions masked (`Cache.write`)."""
         b, c = x.shape
         q, k, v = F.linear(x, self.qkv.weight, self.qkv.bias).view(b, 3, self.cfg.n_head, 1, -1).unbind(1)
-        y = F.scaled_dot_product_attention(q, *cache.extend(k, v, start))  # (B, H, 1, D)
+        if isinstance(start, int):
+            y = F.scaled_dot_product_attention(q, *cache.extend(k, v, start))  # (B, H, 1, D)
+        else:
+            k, v, seen = cache.write(k, v, start)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=seen)
         return F.linear(y.view(b, c), self.proj.weight, self.proj.bias)
 
 
@@ -190,12 +203,17 @@ class Transformer(nn.Module):
         return logits, loss
 
     @torch.no_grad()
-    def decode(self, idx: torch.Tensor, caches: list[Cache], start: int, cond: torch.Tensor | None = None):
+    def decode(
+        self, idx: torch.Tensor, caches: list[Cache], start: int | torch.Tensor, cond: torch.Tensor | None = None
+    ):
         """The logits (B, out_size) of the next token after the ids idx (B,) at position `start` > 0, every
         earlier position read from `caches`: `forward(idx[:, None], caches=caches, start=start, cond=cond)`
         in eval mode, the same numbers as the fewest operations and no module calls. It is the sampler's
-        step, and at a small batch a step costs per-operation overhead, not arithmetic."""
-        x = F.embedding(idx, self.tok_emb.weight) + self.pos_emb.weight[start]
+        step, and at a small batch a step costs per-operation overhead, not arithmetic. At a 0-d tensor
+        `start` (for a CUDA graph, `vqgen.graphs`) it attends over the whole cache, later positions masked:
+        the same up to rounding."""
+        pos = self.pos_emb.weight[start] if isinstance(start, int) else F.embedding(start, self.pos_emb.weight)
+        x = F.embedding(idx, self.tok_emb.weight) + pos  # (indexing by a tensor would read it back to the host)
         if self.prefix:
             x = x + self._condition(idx, None, cond)[:, 0]
         at = start + self.prefix

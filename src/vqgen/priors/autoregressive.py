@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vqgen import graphs
 from vqgen.config import AR
 from vqgen.priors.base import UNDECIDED, Draw, Prior, categorical
 from vqgen.priors.guidance import doubled, guide, scale
@@ -74,6 +75,7 @@ class Autoregressive(Prior):
         start = torch.full((b, 1), self.codebook_size, dtype=torch.long, device=given.device)
         logits = self.model(both(torch.cat([start, given[:, :first]], 1)), caches=caches, cond=embedded)[0][:, -1]
         kept = known.any(0).tolist()  # positions some row is given: read once, not at every step
+        step = self._step(caches, embedded, given.device) if cache else None
         for pos in range(first, t):
             if guided:
                 cond, uncond = logits.chunk(2)
@@ -85,7 +87,16 @@ class Autoregressive(Prior):
                     self._grids(torch.where(known | (torch.arange(t, device=out.device) <= pos), out, UNDECIDED))
                 )
             if pos + 1 < t and cache:
-                logits = self.model.decode(both(out[:, pos]), caches, pos + 1, embedded)
+                logits = step(both(out[:, pos]), pos + 1)
             elif pos + 1 < t:
                 logits = self.model(both(torch.cat([start, out[:, : pos + 1]], 1)), cond=embedded)[0][:, -1]
         return Draw(self._grids(out), (~known).sum(1), frames)  # one pass per token drawn
+
+    def _step(self, caches, cond, device: torch.device):
+        """The cached decoding step (ids (B,), position) -> logits (B, K): on a GPU one CUDA graph, its
+        position a tensor, replayed at every position (`vqgen.graphs`); elsewhere `Transformer.decode`."""
+        if device.type != "cuda":
+            return lambda idx, pos: self.model.decode(idx, caches, pos, cond)
+        positions = torch.arange(self.model.cfg.block_size, device=device)
+        graph = graphs.Replayed(lambda idx, at: self.model.decode(idx, caches, at, cond))
+        return lambda idx, pos: graph(idx, positions[pos])

@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from vqgen import graphs
 from vqgen.config import ORDERS, Diffusion
 from vqgen.priors.base import UNDECIDED, Draw, Prior, categorical
 from vqgen.priors.guidance import scale
@@ -140,10 +141,11 @@ class MaskedDiffusion(Prior):
         passes = int((left[:-1] > 0).any(1).sum())  # the steps until every row is decided
         left = left.to(x.device)  # read step by step without waiting on the device
         frames = [self._grids(x.masked_fill(x == mask, UNDECIDED))] if trajectory else None
+        net = graphs.Replayed(self.model_logits)  # on a GPU, each pass one CUDA graph
         for step in range(passes):
             masked = x == mask
             heat, shake = annealed(temperature, confidence_noise, (step + 1) / steps)
-            logits = self.guided(x, request, scale(guidance, guidance_schedule, (step + 1) / steps))
+            logits = self.guided(x, request, scale(guidance, guidance_schedule, (step + 1) / steps), net)
             draw, confidence = confident_draws(logits, heat, shake, generator)
             if order == "halton":
                 confidence = first
