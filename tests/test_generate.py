@@ -151,7 +151,7 @@ def test_settings_come_from_the_defaults_the_checkpoint_params_yaml_and_the_call
 
     run, prior = trained_run.path, tmp_path / "diffusion.safetensors"
     model, meta = checkpoint.load(run / layout.DIFFUSION, Transformer, TransformerConfig)
-    guided = {"guidance": 2.0, "guidance_schedule": "constant"}
+    guided = {"guidance": 2.5, "guidance_schedule": "constant"}
     assert meta["sampling"] == {"temperature": 0.7, "steps": 12, "confidence_noise": 4.5, "order": "halton", **guided}
     meta.pop("config")
     checkpoint.save(prior, model, model.cfg, **{**meta, "sampling": {**meta["sampling"], "temperature": 0.5}})
@@ -301,7 +301,7 @@ def test_info_lists_every_model_with_its_size_grid_tokenizer_and_metrics(trained
     assert r.stdout.count(f"trained on the tokens of tokenizer {sha} (the run's)") == 2
     fd = json.loads((trained_run.path / "metrics/sample_ar.json").read_text())["fd"]
     assert f"fd {fd:.3g}" in r.stdout
-    on_request = "; on request guidance 2.0, guidance_schedule constant"
+    on_request = "; on request guidance 2.5, guidance_schedule constant"
     assert f"samples with temperature 0.7, steps 3, confidence_noise 4.5, order halton{on_request}" in r.stdout
     assert "judge      models/evaluator.safetensors: attribute classifier" in r.stdout
     assert r.stdout.count("on request: 40 attributes, --attr NAME=0|1") == 2 and "on request: cond_accuracy" in r.stdout

@@ -277,7 +277,7 @@ ORDERS = ("halton", "confidence")  # diffusion.order: as in vqgen.priors.masked
 @dataclass
 class Diffusion(Prior):
     max_iters: int = _f(1200, "training iterations (a masked model learns from the hidden tokens only)")
-    guidance: float = _guidance(2.0)  # the lowest scale of the sweep with cond_accuracy >= 0.9 (docs/priors.md)
+    guidance: float = _guidance(2.5)  # cond_accuracy >= 0.9 at cond_fd within 1.2x the fd (docs/priors.md)
     process: str = _f(
         "masked",
         "masked (absorbing [MASK], parallel decoding), uniform (the blog's "
