@@ -113,10 +113,11 @@ def test_dvc_repro_end_to_end(run_copy):
             *requested,
         }
         sweep = json.loads((repo / "metrics/guidance" / f"{name[7:]}.json").read_text())
-        assert [q["guidance"] for q in sweep] == [1.0, 1.5, 2.0, 3.0, 5.0]
-        by_scale = {q["guidance"]: q for q in sweep}
         configured = yaml.safe_load((repo / "params.yaml").read_text())[name[7:]]["guidance"]
-        assert by_scale[configured]["cond_fd"] == metrics[name]["cond_fd"]  # the default is among the sweep's scales
+        expected = {"sample_ar": [1.0, 1.5, 2.0, 3.0, 5.0], "sample_diffusion": [1.0, 1.5, 2.0, 2.5, 3.0, 5.0]}
+        assert [q["guidance"] for q in sweep] == expected[name]  # the sweep's scales and the configured one
+        by_scale = {q["guidance"]: q for q in sweep}
+        assert by_scale[configured]["cond_fd"] == metrics[name]["cond_fd"]
         assert by_scale[1.0]["cond_accuracy"] == metrics[name]["cond_accuracy_guidance1"]
         assert (repo / "figures" / f"{name[7:]}_requests.png").is_file()
     assert metrics["evaluator"]["seen_attributes"] == len(seen) and {f"test_{r}" for r in seen} < set(
@@ -127,7 +128,7 @@ def test_dvc_repro_end_to_end(run_copy):
     assert metrics["sample_diffusion"]["mean_steps"] == 3  # masked: exactly diffusion.steps
     frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
     assert [row["steps"] for row in frontier] == [3, 4, 8, 12, 16] and frontier[0]["prior"] == "masked"
-    assert [row["mean_steps"] for row in frontier] == [3, 4, 8, 12, 16, 16]  # a 4x4 grid: one token a step at most
+    assert [row["mean_steps"] for row in frontier] == [3, 4, 8, 12, 16]  # a 4x4 grid: every step decides a token
     assert {"floor_fd", "rfd", "recon_precision", "recon_rates_off"} <= set(metrics["baselines"])
     assert set(metrics["report"]) == {"rates_off_ar", "rates_off_diffusion", "seconds"}
     for prior in ("ar", "diffusion"):  # the attributes whose rate is off the reconstructions' by more than a third

@@ -53,7 +53,7 @@ def test_every_readme_command_runs_on_a_trained_run(run_copy):
             uniform = json.loads((repo / "metrics/sample_diffusion.json").read_text())
             assert 1 < uniform["mean_steps"] <= 201  # settles, or stops at the cap, then one clean-up pass
             frontier = json.loads((repo / "metrics/frontier/diffusion.json").read_text())
-            assert {row["prior"] for row in frontier} == {"uniform"} and len(frontier) == 6
+            assert {row["prior"] for row in frontier} == {"uniform"} and len(frontier) == 5
             assert "uniform diffusion prior" in (repo / "figures/report.md").read_text()
         if "diffusion.process=uniform_x0" in command:
             assert json.loads((repo / "metrics/sample_diffusion.json").read_text())["mean_steps"] == 12
