@@ -10,13 +10,12 @@ Usage: python bench/sampling.py [--batch 128] [--repeats 2] [--device cuda] [--p
 """
 
 import argparse
-import contextlib
 import json
 import time
 
 import torch
 
-from vqgen import train
+from vqgen import pipeline, train
 from vqgen.priors import PRIORS
 
 
@@ -48,11 +47,9 @@ def main(batch: int, repeats: int, device: str, precision: str) -> None:
         }
         for name, (prior, settings) in contenders.items():
             gen = torch.Generator(device=device).manual_seed(0)
-            cast = dtype is not None and not prior.causal
 
             def draw(n: int, prior=prior, settings=settings, gen=gen):
-                with torch.autocast(device.split(":")[0], dtype) if cast else contextlib.nullcontext():
-                    return prior.sample(n, generator=gen, **settings)
+                return pipeline.sample(prior, dtype, torch.device(device), n, generator=gen, **settings)
 
             draw(2)  # warm-up
             throughput = batch / best_seconds(lambda: draw(batch), repeats, device)

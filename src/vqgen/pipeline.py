@@ -84,6 +84,16 @@ def _validated(section: str, values: dict):
     return getattr(checked, section)
 
 
+def sample(prior: Prior, precision: torch.dtype | None, device: torch.device, *args, **kwargs):
+    """`prior.sample(*args, **kwargs)`, a diffusion prior's passes in the autocast type `precision`
+    (`compute.precision`'s: bf16 where the device computes it natively): they are whole grids at a
+    time. The AR prior's steps stay float32: one token each, bf16 would only add casts to them."""
+    if precision is None or prior.causal:
+        return prior.sample(*args, **kwargs)
+    with torch.autocast(device.type, precision):
+        return prior.sample(*args, **kwargs)
+
+
 class Pipeline:
     """A tokenizer checkpoint and the prior checkpoints trained on its tokens (`ar`, `diffusion`,
     either may be None), on `device` ('auto': CUDA, then MPS, then the CPU). `params` (a Params or the
@@ -344,13 +354,7 @@ class Pipeline:
         return float(np.median(times))
 
     def _draw(self, chosen: Prior, *args, **kwargs):
-        """`chosen.sample(*args, **kwargs)`, a diffusion prior's passes in the autocast type of
-        `compute.precision` (bf16 where the device computes it natively): they are whole grids at a time.
-        The AR prior's steps stay float32: one token each, bf16 would only add casts to them."""
-        if self.precision is None or chosen.causal:
-            return chosen.sample(*args, **kwargs)
-        with torch.autocast(self.device.type, self.precision):
-            return chosen.sample(*args, **kwargs)
+        return sample(chosen, self.precision, self.device, *args, **kwargs)
 
     @staticmethod
     def _rows(request: torch.Tensor | None, n: int) -> torch.Tensor | None:
