@@ -131,14 +131,18 @@ def _command(name: str, module):
                 common.check_test_split(p)  # a later stage would fail at the judge, after all the training
             read = _noting_reads(p) if os.environ.get(READ_LOG) else None
             module.run(p)
+            worker = not distributed.is_main()
             if distributed.launched():  # leave together: a process that exits while another still uses
                 torch.distributed.barrier()  # the group can abort at exit ("terminate called ...")
                 distributed.stop()
-            if distributed.is_main():
+            if not worker:
                 common.clear_resume(name)
             if read is not None:
                 with open(os.environ[READ_LOG], "a") as log:
                     log.write(json.dumps({"stage": name, "read": sorted(read)}) + "\n")
+            if worker:  # it wrote nothing; the interpreter's teardown, where gloo's threads can still
+                sys.stdout.flush(), sys.stderr.flush()  # abort a process, is not needed
+                os._exit(0)
 
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = {p.name: p.annotation for p in params}
