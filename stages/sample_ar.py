@@ -8,7 +8,7 @@ from vqgen import judge
 from vqgen.config import Params
 
 PARAMS = (
-    *("ar.temperature", "ar.top_k", "ar.guidance", "ar.guidance_schedule", "ar.mix_guidance"),
+    *("ar.temperature", "ar.top_k", "ar.min_p", "ar.guidance", "ar.guidance_schedule", "ar.mix_guidance"),
     "sample",
     *judge.PARAMS,
 )

@@ -11,6 +11,7 @@ from vqgen.config import Params
 
 PARAMS = (
     "diffusion.temperature",
+    "diffusion.min_p",
     "diffusion.steps",
     "diffusion.tolerance",
     "diffusion.order",

@@ -23,6 +23,11 @@ DEVICE = typer.Option(None, help="cpu, cuda, cuda:N, mps or auto  [default: comp
 BATCH = typer.Option(None, "--batch-size", help="images drawn at once  [default: sample.batch_size]")
 TEMPERATURE = typer.Option(None, help="sampling temperature  [default: ar.temperature or diffusion.temperature]")
 TOP_K = typer.Option(None, "--top-k", help="ar: draw among the k most likely codes (0: all)")
+MIN_P = typer.Option(
+    None,
+    "--min-p",
+    help="ar, masked: guided draws only among codes at least this share as likely as the likeliest (0: all)",
+)
 STEPS = typer.Option(None, help="diffusion: reverse steps  [default: diffusion.steps]")
 ORDER = typer.Option(None, help="masked diffusion: halton or confidence  [default: diffusion.order]")
 NOISE = typer.Option(None, "--confidence-noise", help="masked (confidence order), uniform_x0: Gumbel noise scale")
@@ -39,7 +44,17 @@ DRAWN_GUIDANCE = typer.Option(
 SCHEDULE = typer.Option(None, "--guidance-schedule", help="guidance over the steps: constant, or linear from 1")
 
 
-SETTINGS = ("temperature", "top_k", "steps", "order", "confidence_noise", "tolerance", "guidance", "guidance_schedule")
+SETTINGS = (
+    "temperature",
+    "top_k",
+    "min_p",
+    "steps",
+    "order",
+    "confidence_noise",
+    "tolerance",
+    "guidance",
+    "guidance_schedule",
+)
 
 
 def _settings(options: dict) -> dict:
@@ -89,6 +104,8 @@ def _described(pipe: Pipeline, prior: str, settings: dict, attributes: dict, dra
         if drawn and pipe.priors[prior].data_attributes is not None:
             asked = " with the attributes of random training images"
             at["guidance"] = pipe.mix_guidance(prior, settings.get("guidance"))
+            if "min_p" in at:  # as `Pipeline.generate` draws them: unfiltered
+                at["min_p"] = 0.0
     return f"the {pipe.priors[prior].name} prior{asked}, " + ", ".join(f"{k} {v}" for k, v in at.items())
 
 
@@ -99,6 +116,7 @@ def generate(
     seed: int = SEED,
     temperature: float | None = TEMPERATURE,
     top_k: int | None = TOP_K,
+    min_p: float | None = MIN_P,
     steps: int | None = STEPS,
     order: str | None = ORDER,
     confidence_noise: float | None = NOISE,
@@ -116,6 +134,11 @@ def generate(
     settings = _settings(locals())
     with common.reported():
         attributes = _attributes(attr)
+        if min_p is not None and not attributes:
+            raise ConfigError(
+                f"--min-p {min_p} filters the draws of a request, and without --attr there is none; "
+                "add --attr NAME=1 or NAME=0."
+            )
         pipe, _ = _start(run, prior, n, out, device)
         pipe.request(prior, attributes)  # a bad request stops us before any drawing
         described = _described(pipe, prior, settings, attributes, drawn=True)
@@ -152,6 +175,7 @@ def inpaint(
     seed: int = SEED,
     temperature: float | None = TEMPERATURE,
     top_k: int | None = TOP_K,
+    min_p: float | None = MIN_P,
     steps: int | None = STEPS,
     order: str | None = ORDER,
     confidence_noise: float | None = NOISE,

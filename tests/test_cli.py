@@ -72,11 +72,7 @@ def test_help_lists_every_stage_of_the_pipeline(project):
 
 
 def test_stage_help_shows_defaults_from_params_yaml(project):
-    text = (
-        (project / "params.yaml")
-        .read_text()
-        .replace("temperature: 0.7\n  extra_noise", "temperature: 0.55\n  extra_noise")
-    )
+    text = (project / "params.yaml").read_text().replace("temperature: 0.7\n  min_p", "temperature: 0.55\n  min_p")
     (project / "params.yaml").write_text(text)
     out = vqgen_process("sample_diffusion", "--help", cwd=project).stdout
     assert "--diffusion.temperature" in out and "0.55" in out

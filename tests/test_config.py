@@ -30,6 +30,7 @@ def test_params_yaml_is_complete_and_valid():
         ({"vqvae": {"downsample": 6}}, "vqvae.downsample is 6; use a power of two"),
         ({"diffusion": {"temperature": 0}}, "diffusion.temperature is 0.0; use a positive number"),
         ({"ar": {"temperature": -1.0}}, "ar.temperature is -1.0; use a positive number"),
+        ({"diffusion": {"min_p": -0.1}}, "diffusion.min_p is -0.1; use 0 (off) up to 1 (the likeliest only)"),
         ({"ar": {"n_embd": 100, "n_head": 3}}, "ar.n_embd is 100; use a multiple of ar.n_head (3)"),
         ({"ar": {"seed": -1}}, "ar.seed is -1; use 0 up to 4294967295."),
         ({"vqvae": {"beta1": 1.0}}, "vqvae.beta1 is 1.0; use 0 up to below 1."),

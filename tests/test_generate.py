@@ -49,14 +49,17 @@ def test_generate_writes_the_pipelines_images_where_asked_and_nothing_else(train
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"diffusion-seed3-{i:03d}.png" for i in range(5)] + ["diffusion-seed3-grid.png"]
     assert str(out) in r.stdout
-    assert "masked prior with the attributes of random training images, temperature 0.7, steps 3" in r.stdout
+    assert "masked prior with the attributes of random training images, temperature 0.7, min_p 0.0, steps 3" in r.stdout
     pipe = Pipeline.from_run(trained_run.path, "cpu")
     drawn = pipe.generate(5, "diffusion", seed=3)
     for i in range(5):
         assert np.array_equal(np.asarray(Image.open(out / f"diffusion-seed3-{i:03d}.png")), drawn.images[i])
     r = vqgen("generate", "--run", trained_run.path, "--prior", "diffusion", "--n", 2, "--guidance", 4, "--out", out)
     assert r.exit_code == 0, r.output
-    assert "training images, temperature 0.7, steps 3, confidence_noise 4.5, order halton, guidance 4.0" in r.stdout
+    assert (
+        "training images, temperature 0.7, min_p 0.0, steps 3, confidence_noise 4.5, order halton, guidance 4.0"
+        in r.stdout
+    )
     guided = pipe.generate(2, "diffusion", seed=0, mix_guidance=4.0)  # without --attr, --guidance guides the mix
     assert np.array_equal(np.asarray(Image.open(out / "diffusion-seed0-001.png")), guided.images[1])
     assert snapshot(trained_run.path) == before
@@ -68,8 +71,8 @@ def test_generate_on_request_draws_the_pipelines_guided_images(trained_run, tmp_
     r = vqgen("generate", "--run", trained_run.path, "--n", 4, "--seed", 2, "--out", out, *args)
     assert r.exit_code == 0, r.output
     assert (
-        "the ar prior asked for Eyeglasses=1, Male=0, temperature 1.0, top_k 0, guidance 2.0, guidance_schedule linear"
-        in r.stdout
+        "the ar prior asked for Eyeglasses=1, Male=0, temperature 1.0, top_k 0, min_p 0.1, guidance 2.0, "
+        "guidance_schedule linear" in r.stdout
     )
     pipe = Pipeline.from_run(trained_run.path, "cpu")
     request = {"Eyeglasses": 1, "Male": 0}
@@ -117,12 +120,19 @@ def test_the_pipeline_draws_what_the_sampling_stage_drew_with_the_same_seed_and_
         asked = pipe.priors[prior].data_requests(n, gen)
         mix = yaml.safe_load((trained_run.path / "params.yaml").read_text())[prior]["mix_guidance"]
         assert mix != 1.0  # guided: else guidance would not be tested here
-        again = pipe.generate(n, prior, seed=gen, attributes=asked.numpy(), guidance=mix)
+        again = pipe.generate(n, prior, seed=gen, attributes=asked.numpy(), guidance=mix, min_p=0.0)  # unfiltered
         assert torch.equal(again.tokens, drawn.tokens), prior
         gen = torch.Generator().manual_seed(0)
         asked = pipe.priors[prior].data_requests(n, gen)
-        guided = pipe.generate(n, prior, seed=gen, attributes=asked.numpy(), guidance=4.0)
+        guided = pipe.generate(n, prior, seed=gen, attributes=asked.numpy(), guidance=4.0, min_p=0.0)
         assert torch.equal(pipe.generate(n, prior, seed=0, mix_guidance=4.0).tokens, guided.tokens), prior
+        gen = torch.Generator().manual_seed(0)
+        asked = pipe.priors[prior].data_requests(n, gen)
+        hot = {"temperature": 3.0, "guidance": mix}  # min_p 1: only the likeliest codes, whatever the temperature
+        filtered = pipe.generate(n, prior, seed=gen, attributes=asked.numpy(), min_p=1.0, **hot)
+        unfiltered = pipe.generate(n, prior, seed=0, min_p=1.0, temperature=3.0)  # min_p is for requests
+        assert torch.equal(unfiltered.tokens, pipe.generate(n, prior, seed=0, temperature=3.0).tokens), prior
+        assert not torch.equal(unfiltered.tokens, filtered.tokens), prior
         assert torch.equal(pipe.generate(n, prior, seed=0, guidance=4.0).tokens, drawn.tokens), prior  # for requests
         assert not torch.equal(guided.tokens, drawn.tokens), prior
         shards = tokens.read_shards(trained_run.path / layout.TOKENS, "train", pipe.codebook_size, pipe.tokenizer_sha)
@@ -152,11 +162,18 @@ def test_settings_come_from_the_defaults_the_checkpoint_params_yaml_and_the_call
     run, prior = trained_run.path, tmp_path / "diffusion.safetensors"
     model, meta = checkpoint.load(run / layout.DIFFUSION, Transformer, TransformerConfig)
     guided = {"guidance": 2.5, "guidance_schedule": "constant"}
-    assert meta["sampling"] == {"temperature": 0.7, "steps": 12, "confidence_noise": 4.5, "order": "halton", **guided}
+    assert meta["sampling"] == {
+        "temperature": 0.7,
+        "min_p": 0.0,
+        "steps": 12,
+        "confidence_noise": 4.5,
+        "order": "halton",
+        **guided,
+    }
     meta.pop("config")
     checkpoint.save(prior, model, model.cfg, **{**meta, "sampling": {**meta["sampling"], "temperature": 0.5}})
     alone = Pipeline(run / layout.VQVAE, diffusion=prior, device="cpu")  # no params.yaml: the checkpoint's
-    at = {"temperature": 0.5, "steps": 12, "confidence_noise": 4.5, "order": "halton", **guided}
+    at = {"temperature": 0.5, "min_p": 0.0, "steps": 12, "confidence_noise": 4.5, "order": "halton", **guided}
     assert alone.settings("diffusion") == at
     # a conditioned checkpoint written without its training attributes: without a request, the empty one
     assert alone.priors["diffusion"].data_attributes is None
@@ -214,6 +231,15 @@ def test_the_ar_prior_warns_once_under_a_mask_it_cannot_look_past(trained_run, t
         (["generate", "--out", "figures/mine"], "error: --out figures/mine lies in figures/, which the pipeline"),
         (["generate", "--prior", "diffusion", "--top-k", "3"], "error: top_k is not a setting of the masked prior"),
         (["generate", "--temperature", "0"], "error: ar.temperature is 0.0; use a positive number."),
+        (
+            ["generate", "--attr", "Male=1", "--min-p", "2"],
+            "error: ar.min_p is 2.0; use 0 (off) up to 1 (the likeliest only).",
+        ),
+        (
+            ["generate", "--min-p", "0.2"],
+            "error: --min-p 0.2 filters the draws of a request, and without --attr there is none; "
+            "add --attr NAME=1 or NAME=0.",
+        ),
         (
             ["generate", "--attr", "Eyeglases=1"],
             "error: 'Eyeglases' is not an attribute of this run's data; did you mean Eyeglasses?",
@@ -302,7 +328,9 @@ def test_info_lists_every_model_with_its_size_grid_tokenizer_and_metrics(trained
     fd = json.loads((trained_run.path / "metrics/sample_ar.json").read_text())["fd"]
     assert f"fd {fd:.3g}" in r.stdout
     on_request = "; on request guidance 2.5, guidance_schedule constant"
-    assert f"samples with temperature 0.7, steps 3, confidence_noise 4.5, order halton{on_request}" in r.stdout
+    assert (
+        f"samples with temperature 0.7, min_p 0.0, steps 3, confidence_noise 4.5, order halton{on_request}" in r.stdout
+    )
     assert "judge      models/evaluator.safetensors: attribute classifier" in r.stdout
     assert r.stdout.count("on request: 40 attributes, --attr NAME=0|1") == 2 and "on request: cond_accuracy" in r.stdout
     assert r.stdout.count("without --attr: the attributes of random training images, guidance 1.5") == 2

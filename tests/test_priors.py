@@ -547,9 +547,21 @@ def known_logits(prior, b):
     return c[0], u[0]
 
 
+def guided_by_hand(c, u, scale, min_p):
+    """u + scale (c - u), -inf on the codes whose probability under c is below min_p times the largest."""
+    p = torch.softmax(c, -1)
+    return torch.where(p < min_p * p.max(), float("-inf"), u + scale * (c - u))
+
+
+def drawn_by_hand(c, u, scale, min_p, guided):
+    """The logits a sampler draws from: guided by hand, or c itself where it does not guide (s = 1)."""
+    return guided_by_hand(c, u, scale, min_p) if guided else c
+
+
+@pytest.mark.parametrize("min_p", [0.0, 0.2])
 @pytest.mark.parametrize("schedule", ["constant", "linear"])
-@pytest.mark.parametrize("s", [0.0, 2.5])
-def test_the_ar_sampler_draws_every_token_from_u_plus_s_times_c_minus_u(s, schedule):
+@pytest.mark.parametrize("s", [0.0, 1.0, 2.5])
+def test_the_ar_sampler_draws_every_token_from_u_plus_s_times_c_minus_u(s, schedule, min_p):
     prior, b, t = blind("ar"), 5, GRID[0] * GRID[1]
     c, u = known_logits(prior, b)
     got = prior.sample(
@@ -558,18 +570,24 @@ def test_the_ar_sampler_draws_every_token_from_u_plus_s_times_c_minus_u(s, sched
         guidance=s,
         guidance_schedule=schedule,
         temperature=0.8,
+        min_p=min_p,
         generator=torch.Generator().manual_seed(3),
     ).tokens.flatten(1)
     gen, want = torch.Generator().manual_seed(3), []
     for pos in range(t):  # the sampler draws one uniform per grid per position, in this order
         scale = s if schedule == "constant" else 1 + (s - 1) * (pos + 1) / t
-        probs = torch.softmax((u + scale * (c - u)) / 0.8, -1).expand(b, K)
+        probs = torch.softmax(drawn_by_hand(c, u, scale, min_p, s != 1) / 0.8, -1).expand(b, K)
         want.append(categorical(probs, gen))
     assert torch.equal(got, torch.stack(want, 1))
+    p = torch.softmax(c, -1)
+    assert (p < min_p * p.max()).sum() >= 2 * (min_p > 0)  # the rule removes codes here
+    if min_p and s != 1:  # and no guided draw is one of them
+        assert (p[got] >= min_p * p.max()).all()
 
 
+@pytest.mark.parametrize("min_p", [0.0, 0.2])
 @pytest.mark.parametrize("schedule", ["constant", "linear"])
-def test_the_masked_sampler_draws_each_step_from_u_plus_s_times_c_minus_u(schedule):
+def test_the_masked_sampler_draws_each_step_from_u_plus_s_times_c_minus_u(schedule, min_p):
     prior, b, t, steps, s = blind("masked"), 4, GRID[0] * GRID[1], 5, 3.0
     c, u = known_logits(prior, b)
     draw = prior.sample(
@@ -579,6 +597,7 @@ def test_the_masked_sampler_draws_each_step_from_u_plus_s_times_c_minus_u(schedu
         guidance_schedule=schedule,
         steps=steps,
         temperature=0.6,
+        min_p=min_p,
         order="halton",
         generator=torch.Generator().manual_seed(5),
         trajectory=True,
@@ -587,7 +606,7 @@ def test_the_masked_sampler_draws_each_step_from_u_plus_s_times_c_minus_u(schedu
     for step in range(steps):  # each step draws every position, then one uniform each for the confidence noise
         scale = s if schedule == "constant" else 1 + (s - 1) * (step + 1) / steps
         heat, _ = masked.annealed(0.6, Diffusion.confidence_noise, (step + 1) / steps)
-        guided = torch.log_softmax(u + scale * (c - u), -1)
+        guided = torch.log_softmax(guided_by_hand(c, u, scale, min_p), -1)  # s = 3: every step guided
         drawn = categorical(torch.softmax(guided / heat, -1).expand(b, t, K), gen)
         torch.rand((b, t), generator=gen)
         new = (draw.trajectory[step] == UNDECIDED) & (draw.trajectory[step + 1] != UNDECIDED)
@@ -622,6 +641,9 @@ def test_guidance_one_is_the_conditional_sampler_token_for_token(name):
     ).tokens
     guided = prior.sample(6, request=REQUEST, guidance=4.0, generator=gen(), **settings).tokens
     assert torch.equal(one, again) and not torch.equal(one, guided)
+    if "min_p" in prior.settings:  # min_p filters guided draws only: unguided ones are the model's own
+        filtered = prior.sample(6, request=REQUEST, guidance=1.0, min_p=0.9, generator=gen(), **settings).tokens
+        assert torch.equal(one, filtered)
 
 
 def test_the_guided_ar_sampler_with_its_doubled_cache_equals_the_guided_recomputation():
@@ -680,8 +702,15 @@ def test_schedules_and_the_guided_mix_have_their_known_values():
     assert guidance.scale(3.0, "linear", 0.25) == 1.5 and guidance.scale(3.0, "linear", 1.0) == 3.0
     c, u = torch.tensor([1.0, 4.0]), torch.tensor([2.0, 0.0])
     assert torch.equal(guidance.guide(c, u, 2.0), torch.tensor([0.0, 8.0]))
-    with pytest.raises(ValueError, match="guidance_schedule is 'cosine'; use one of constant, linear"):
-        guidance.scale(3.0, "cosine", 0.5)
+
+
+def test_min_p_keeps_guidance_from_lifting_a_code_neither_model_would_draw():
+    c, u = torch.tensor([0.0, -1.0, -6.0]), torch.tensor([0.0, -1.5, -12.0])  # code 2: e^-6 under c, e^-12 under u
+    inf = float("-inf")
+    assert torch.equal(guidance.guide(c, u, 3.0), torch.tensor([0.0, 0.0, 6.0]))  # guided, it is the likeliest
+    assert torch.equal(guidance.guide(c, u, 3.0, min_p=0.1), torch.tensor([0.0, 0.0, inf]))  # e^-1 > 0.1 > e^-6
+    assert torch.equal(guidance.guide(c, u, 3.0, min_p=0.5), torch.tensor([0.0, inf, inf]))  # e^-1 < 0.5
+    assert torch.equal(guidance.guide(c, u, 0.0, min_p=1.0), torch.tensor([0.0, inf, inf]))  # the likeliest under c
 
 
 def test_an_unconditional_prior_refuses_a_request_in_one_sentence():

@@ -180,11 +180,13 @@ class Pipeline:
 
     def _unrequested(self, prior: str, n: int, gen: torch.Generator, at: dict, mix: float):
         """(requests, settings) of n draws without a request: of a prior that keeps its training
-        attributes, n of them drawn at random and guided at `mix` (constant); else nothing asked."""
+        attributes, n of them drawn at random and guided at `mix` (constant), unfiltered (`min_p` 0: a
+        filter thins out the rare attributes these draws are to keep); else nothing asked."""
         chosen = self.priors[prior]
         if chosen.data_attributes is None:
             return None, at
-        return chosen.data_requests(n, gen), {**at, "guidance": mix, "guidance_schedule": "constant"}
+        mixed = {**at, "guidance": mix, "guidance_schedule": "constant"}
+        return chosen.data_requests(n, gen), mixed | ({"min_p": 0.0} if "min_p" in at else {})
 
     def batch_size(self, batch_size: int | None = None) -> int:
         return batch_size or (self.params.sample.batch_size if self.params is not None else config.Sample.batch_size)
@@ -253,10 +255,11 @@ class Pipeline:
         `request`; an array (n, A) gives each image its own), guided by the settings `guidance` and
         `guidance_schedule`. Without `attributes`, a conditioned prior asks each image for the attributes
         of a random training image, so that they come as often as in the data, guided at `mix_guidance`
-        (default: params.yaml's), constant over the steps (`guidance` and `guidance_schedule` are the
-        settings of requests); `attributes={}` asks for nothing (the unconditional model, the null of
-        guidance). A conditioned prior whose checkpoint keeps no training attributes (written before
-        they were kept) draws the empty request here too."""
+        (default: params.yaml's), constant over the steps and unfiltered (`guidance`,
+        `guidance_schedule` and `min_p` are the settings of requests);
+        `attributes={}` asks for nothing (the unconditional model, the null of guidance). A conditioned
+        prior whose checkpoint keeps no training attributes (written before they were kept) draws the
+        empty request here too."""
         if n < 1:
             raise ConfigError(f"n is {n}; ask for 1 image or more.")
         chosen, at = self.prior(prior), self.settings(prior, **settings)

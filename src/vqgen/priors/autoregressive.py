@@ -31,7 +31,7 @@ class Autoregressive(Prior):
     name = "ar"
     causal = True
     extra_ids = 1  # id `codebook_size` is the start token
-    settings = ("temperature", "top_k", "guidance", "guidance_schedule")
+    settings = ("temperature", "top_k", "min_p", "guidance", "guidance_schedule")
 
     def loss(self, tokens: torch.Tensor, request: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy (nats/token) of every token given those before it (and the request)."""
@@ -50,14 +50,16 @@ class Autoregressive(Prior):
         request=None,
         temperature: float = AR.temperature,
         top_k: int = AR.top_k,
+        min_p: float = AR.min_p,
         guidance: float = AR.guidance,
         guidance_schedule: str = AR.guidance_schedule,
         generator=None,
         trajectory: bool = False,
         cache: bool = True,
     ) -> Draw:
-        """Tokens drawn in raster order; `cache=False` recomputes every earlier position at every step
-        (the same tokens, slower: the check of the cache)."""
+        """Tokens drawn in raster order, guided ones among the codes at least `min_p` times as likely as the
+        likeliest under the request (`guidance.guide`); `cache=False` recomputes every earlier position
+        at every step (the same tokens, slower: the check of the cache)."""
         given, known = self._inputs(n, given, known)
         b, t = given.shape
         request = self._request(request, b)
@@ -79,7 +81,7 @@ class Autoregressive(Prior):
         for pos in range(first, t):
             if guided:
                 cond, uncond = logits.chunk(2)
-                logits = guide(cond, uncond, scale(guidance, guidance_schedule, (pos + 1) / t))
+                logits = guide(cond, uncond, scale(guidance, guidance_schedule, (pos + 1) / t), min_p)
             drawn = pick(logits, temperature, top_k, generator)
             out[:, pos] = torch.where(known[:, pos], given[:, pos], drawn) if kept[pos] else drawn
             if trajectory:

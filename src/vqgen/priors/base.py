@@ -151,16 +151,19 @@ class Prior:
             raise ValueError(f"a request of shape {tuple(request.shape)}; give ({a},) or ({b}, {a}).")
         return request.expand(b, a)
 
-    def guided(self, x: torch.Tensor, request: torch.Tensor | None, s: float, net=None) -> torch.Tensor:
+    def guided(
+        self, x: torch.Tensor, request: torch.Tensor | None, s: float, net=None, min_p: float = 0.0
+    ) -> torch.Tensor:
         """The logits (B, T, K) of the model's inputs x (B, T): unconditional without a request, else
-        u + s (c - u), with both halves in one doubled batch (one pass, the conditional one, at s = 1);
+        u + s (c - u), with both halves in one doubled batch (one pass, the conditional one, at s = 1),
+        -inf on the codes less than `min_p` times as likely as the likeliest under c (`guidance.guide`);
         in float32 whatever the passes' precision. `net(x, request)` computes a pass's logits in place
         of the model (a `vqgen.graphs.Replayed` model)."""
         net = net or self.model_logits
         if request is None or s == 1:
             return net(x, request).float()
         cond, uncond = net(torch.cat([x, x]), doubled(request)).float().chunk(2)
-        return guide(cond, uncond, s)
+        return guide(cond, uncond, s, min_p)
 
     def model_logits(self, x: torch.Tensor, request: torch.Tensor | None) -> torch.Tensor:
         """The model's logits (B, T, K) of the inputs x (B, T) under `request` (B, A) or None."""

@@ -8,9 +8,16 @@ mixes the conditional logits c with the unconditional ones u as u + s (c - u): s
 conditional model unguided, s > 1 pushes the draws further towards the request (the convention
 of LlamaGen and diffusers; VAR and Halton-MaskGIT write w = s - 1). The scale is constant over
 the steps (or token positions), or ramps linearly from 1 to s, which costs less variety (MAR).
+
+Guidance reweights only the codes the conditional model finds plausible (`min_p`, after min-p
+sampling, Nguyen et al. 2024): where c and u are both far below the likeliest code, c - u is noise
+that s multiplies, and u + s (c - u) would lift codes neither model would draw to the top of the
+guided distribution. Unguided draws (s = 1, or no request) are not filtered.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -43,9 +50,13 @@ def scale(guidance: float, schedule: str, progress: float) -> float:
     return guidance if schedule == "constant" else 1 + (guidance - 1) * progress
 
 
-def guide(cond: torch.Tensor, uncond: torch.Tensor, s: float) -> torch.Tensor:
-    """Guided logits u + s (c - u)."""
-    return uncond + s * (cond - uncond)
+def guide(cond: torch.Tensor, uncond: torch.Tensor, s: float, min_p: float = 0.0) -> torch.Tensor:
+    """Guided logits u + s (c - u), -inf on the codes less than `min_p` times as likely as the likeliest
+    under the conditional logits c (0: none)."""
+    guided = uncond + s * (cond - uncond)
+    if not min_p:
+        return guided
+    return guided.masked_fill(cond < cond.amax(-1, keepdim=True) + math.log(min_p), float("-inf"))
 
 
 def doubled(request: torch.Tensor) -> torch.Tensor:

@@ -93,7 +93,7 @@ class MaskedDiffusion(Prior):
     name = "masked"
     causal = False
     extra_ids = 1  # id `codebook_size` is [MASK]
-    settings = ("temperature", "steps", "confidence_noise", "order", "guidance", "guidance_schedule")
+    settings = ("temperature", "min_p", "steps", "confidence_noise", "order", "guidance", "guidance_schedule")
 
     def hide(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, targets) of (B, h, w) grids: the `noised` share of each grid's tokens is [MASK] in the
@@ -116,6 +116,7 @@ class MaskedDiffusion(Prior):
         *,
         request=None,
         temperature: float = Diffusion.temperature,
+        min_p: float = Diffusion.min_p,
         steps: int = Diffusion.steps,
         confidence_noise: float = Diffusion.confidence_noise,
         order: str = Diffusion.order,
@@ -124,9 +125,10 @@ class MaskedDiffusion(Prior):
         generator=None,
         trajectory: bool = False,
     ) -> Draw:
-        """Parallel decoding in `steps` passes. Draws at a temperature going from 1 to `temperature`, and
-        keeps them in the `order` of `halton_turns` ('halton') or of their confidence ('confidence'): a
-        draw's log-probability plus Gumbel noise of scale `confidence_noise` (divided by the
+        """Parallel decoding in `steps` passes. Draws (guided ones among the codes at least `min_p` times as
+        likely as the likeliest under the request: `guidance.guide`) at a temperature going from 1 to
+        `temperature`, and keeps them in the `order` of `halton_turns` ('halton') or of their confidence
+        ('confidence'): a draw's log-probability plus Gumbel noise of scale `confidence_noise` (divided by the
         temperature), annealed to 0 over the steps (see `annealed` and `confident_draws`)."""
         given, known = self._inputs(n, given, known)
         b, t = given.shape
@@ -145,7 +147,7 @@ class MaskedDiffusion(Prior):
         for step in range(passes):
             masked = x == mask
             heat, shake = annealed(temperature, confidence_noise, (step + 1) / steps)
-            logits = self.guided(x, request, scale(guidance, guidance_schedule, (step + 1) / steps), net)
+            logits = self.guided(x, request, scale(guidance, guidance_schedule, (step + 1) / steps), net, min_p)
             draw, confidence = confident_draws(logits, heat, shake, generator)
             if order == "halton":
                 confidence = first
