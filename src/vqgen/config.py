@@ -206,6 +206,10 @@ def _guidance(default: float):
     return _f(default, "classifier-free guidance scale s of a request, logits u + s (c - u) (1: off)")
 
 
+def _min_p(default: float):
+    return _f(default, "guided draws only among codes at least min_p times as likely as the likeliest under c (0: all)")
+
+
 @dataclass
 class Prior(Optimised):
     """A transformer over token grids: shared by the autoregressive and diffusion sections."""
@@ -220,10 +224,7 @@ class Prior(Optimised):
     weight_decay: float = _f(0.01, "AdamW weight decay on matrices")
     seed: int = _f(0, "training seed")
     temperature: float = _f(1.0, "sampling temperature")
-    min_p: float = _f(
-        0.0,
-        "ar, masked: guided draws only among codes at least min_p times as likely as the likeliest under the request",
-    )
+    min_p: float = _min_p(0.0)  # of the AR and masked priors only
     condition: bool = _f(True, "condition the prior on the data's attributes (a folder source has none: unconditional)")
     cond_drop: float = _f(0.1, "share of training grids whose attributes are all dropped (the unconditional model)")
     attr_drop: float = _f(
@@ -268,9 +269,7 @@ class Prior(Optimised):
 @dataclass
 class AR(Prior):
     top_k: int = _f(0, "sample only among the k most likely tokens (0: all)")
-    min_p: float = _f(
-        0.1, "guided draws only among codes at least min_p times as likely as the likeliest under the request (0: all)"
-    )  # guided, the unlikely codes' noise is amplified: cond_fd 66 -> 46 at equal cond_accuracy (docs/priors.md)
+    min_p: float = _min_p(0.1)  # cond_fd 66 -> 46 at equal cond_accuracy (docs/priors.md)
     guidance: float = _guidance(6.5)  # cond_accuracy >= 0.9 at cond_fd within 1.2x the fd, with min_p (docs/priors.md)
 
     def validate(self) -> None:
