@@ -118,11 +118,11 @@ def resume(
     return train.Resume(path, p.compute.checkpoint_every, modules, generators or {}, streams or {})
 
 
-def loop(p: Params, s: config.Optimised, dev: torch.device, bf16_on_cpu: bool = True) -> dict:
+def loop(p: Params, s: config.Optimised, dev: torch.device) -> dict:
     """The settings of `train.fit` from the section `s`: warmup, gradient clip, learning-rate floor,
     the autocast type of `compute.precision` on `dev` (see `train.pick_precision`), and
     `compute.preview_every`."""
-    autocast = train.pick_precision(p.compute.precision, dev, bf16_on_cpu)
+    autocast = train.pick_precision(p.compute.precision, dev)
     return {
         "warmup": s.warmup,
         "grad_clip": s.grad_clip,

@@ -78,7 +78,7 @@ def run(p: Params, section: str, prior_name: str, options: dict | None = None) -
             on_step=log,
             resume=resume,
             preview=log.preview,
-            **common.loop(p, s, dev, bf16_on_cpu=False),  # no faster there at these sizes: bench/precision.py
+            **common.loop(p, s, dev),
         )
 
     if not distributed.is_main():

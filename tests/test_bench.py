@@ -168,3 +168,21 @@ def test_the_mix_guidance_study_reproduces_the_runs_samples_at_its_scale_and_und
         assert stronger["fd"] != default["fd"]
         other = next(row for row in rows if row["prior"] == prior and row["seed"] == 1 and row["mix_guidance"] == 1.5)
         assert other["fd"] != default["fd"]  # another sampling seed, other samples
+
+
+def test_the_attention_benchmark_times_the_fused_kernel_and_the_written_out_product_which_agree():
+    r = subprocess.run(
+        [sys.executable, "bench/attention.py", "--batch", "2", "--tokens", "9", "--repeats", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)["rows"]
+    assert [(w["work"], w["precision"]) for w in rows][::2] == [
+        ("training, bidirectional", "fp32"),
+        ("training, causal", "fp32"),
+        ("sampling step", "fp32"),
+    ]
+    assert all(w["max_difference"] < (1e-5 if w["precision"] == "fp32" else 0.05) for w in rows)
+    assert all(w["explicit_speedup"] == w["fused_s"] / w["explicit_s"] for w in rows)

@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from vqgen.models import perceptual, vqvae
+from vqgen.models import perceptual, transformer, vqvae
 from vqgen.models.evaluator import Evaluator, EvaluatorConfig, augment, rotate
 
 
@@ -356,3 +357,16 @@ def test_vgg_weights_of_another_layout_are_one_sentence(tmp_path):
     save_file({"features.0.weight": torch.zeros(8, 3, 3, 3)}, tmp_path / "small.safetensors")
     with pytest.raises(weights.WeightsError, match=r"small.safetensors does not hold VGG16 weights of the expected"):
         weights.frozen_vgg(tmp_path / "small.safetensors")
+
+
+@pytest.mark.parametrize("how", ["all", "causal", "mask"])
+def test_attention_written_out_is_torchs_fused_attention(how):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8, generator=g) for _ in "qkv")
+    mask = torch.rand(1, 5, generator=g) > 0.4 if how == "mask" else None  # keys some queries may not see
+    if mask is not None:
+        mask[0, 0] = True
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=how == "causal")
+    got = transformer.attend(q, k, v, mask=mask, causal=how == "causal")
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+    assert how == "all" or not torch.allclose(got, transformer.attend(q, k, v), atol=1e-3)  # the mask matters

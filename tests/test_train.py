@@ -123,7 +123,7 @@ def test_bf16_autocast_runs_the_layers_in_bf16_and_keeps_the_weights_in_float32(
     assert all(p.dtype == torch.float32 and not torch.equal(p, b) for p, b in zip(prior.model.parameters(), before))
 
 
-def test_auto_precision_is_bf16_where_the_cpu_has_bf16_instructions_and_the_work_gains_from_it():
+def test_auto_precision_is_bf16_where_the_cpu_has_bf16_instructions():
     cpu = torch.device("cpu")
     info = Path("/proc/cpuinfo")
     if info.is_file():  # the kernel's own word on the instructions
@@ -131,8 +131,7 @@ def test_auto_precision_is_bf16_where_the_cpu_has_bf16_instructions_and_the_work
         assert train.native_bf16(cpu) == bool(flags & {"avx512_bf16", "amx_tile"})
     native = torch.bfloat16 if train.native_bf16(cpu) else None
     assert train.pick_precision("auto", cpu) == native
-    assert train.pick_precision("auto", cpu, on_cpu=False) is None
-    assert train.pick_precision("bf16", cpu, on_cpu=False) == torch.bfloat16  # asked for, it is used
+    assert train.pick_precision("bf16", cpu) == torch.bfloat16  # asked for, it is used
     assert train.pick_precision("fp32", cpu) is None
 
 

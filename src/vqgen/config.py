@@ -376,8 +376,7 @@ class Compute:
     precision: str = _f(
         "auto",
         "fp32, or bf16 autocast in training and in the diffusion samplers (auto: bf16 where "
-        "the device computes it natively: a CUDA GPU that supports it; a CPU with AVX512-BF16 or AMX, but "
-        "not for the priors' training, no faster there)",
+        "the device computes it natively: a CUDA GPU that supports it; a CPU with AVX512-BF16 or AMX)",
     )
     compile: bool = _f(False, "compile the models for training with torch.compile (slow to start; for long runs)")
     checkpoint_every: int = _f(

@@ -52,12 +52,12 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
-def pick_precision(name: str, device: torch.device, on_cpu: bool = True) -> torch.dtype | None:
+def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast type of `compute.precision`: bf16, or None for float32. 'auto' is bf16 where the
-    device computes it natively (`native_bf16`), except on a CPU for work that `on_cpu` says gains
-    nothing there (bench/precision.py); float32 elsewhere."""
+    device computes it natively (`native_bf16`; every kind of training gains from it there,
+    bench/precision.py), float32 elsewhere."""
     if name == "auto":
-        name = "bf16" if native_bf16(device) and (on_cpu or device.type != "cpu") else "fp32"
+        name = "bf16" if native_bf16(device) else "fp32"
     return torch.bfloat16 if name == "bf16" else None
 
 
