@@ -2,8 +2,10 @@
 `generate` with its key/value cache, same dimensions and random weights, in the same run, on 8x8
 and 16x16 grids, at batch 1 and a large batch, and at the presets' size; and against the bound the
 arithmetic sets (2 x parameters x tokens at the matmul rate measured in the same run, attention
-ignored). Also checks that the sampler with its cache draws the same tokens as recomputing every
-earlier position (nanoGPT's `generate`), from the same random stream (`same_tokens`, must be 1).
+ignored) and against the one memory sets (every weight read once per step, at the rate a large
+tensor is read in the same run): at batch 1 the second is the higher. Also checks that the
+sampler with its cache draws the same tokens as recomputing every earlier position (nanoGPT's
+`generate`), from the same random stream (`same_tokens`, must be 1).
 With --compiled, also one batch-1 step of the default model eager against the same step compiled
 by torch.compile (`batch1_step`): how much of the eager step is per-operation overhead.
 
@@ -45,6 +47,12 @@ def matmul_rate(device: str, n: int = 1024) -> float:
     """FLOP/s of a float32 (n, n) matmul on `device`."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     return 2 * n**3 / best_seconds(lambda: a @ b, 10, device)
+
+
+def read_rate(device: str, n: int = 1 << 26) -> float:
+    """Bytes/s at which `device` reads a float32 tensor of n elements (256 MB: beyond every cache)."""
+    x = torch.ones(n, device=device)
+    return 4 * n / best_seconds(lambda: x.sum(), 5, device)
 
 
 def gpt2(layers: int, heads: int, width: int, vocab: int, positions: int, device: str):
@@ -102,7 +110,7 @@ def step_overhead(device: str, repeats: int) -> dict:
 @torch.no_grad()
 def main(repeats: int, device: str, quick: bool, compiled: bool) -> None:
     torch.manual_seed(0)
-    rate = matmul_rate(device)
+    rate, read = matmul_rate(device), read_rate(device)
     rows = []
     for grid, (layers, heads, width), batch in CASES[:2] if quick else CASES:
         tokens = grid[0] * grid[1]
@@ -131,6 +139,7 @@ def main(repeats: int, device: str, quick: bool, compiled: bool) -> None:
         mine, theirs = best_seconds(ours, n, device), best_seconds(generate, n, device)
         params = sum(p.numel() for p in prior.model.parameters() if p is not prior.model.pos_emb.weight)
         bound = 2 * params * tokens * batch / rate
+        memory_bound = 4 * params * tokens / read  # every step reads every weight once, whatever the batch
         rows.append(
             {
                 "grid": list(grid),
@@ -140,6 +149,7 @@ def main(repeats: int, device: str, quick: bool, compiled: bool) -> None:
                 "generate_ms_per_image": 1e3 * theirs / batch,
                 "speedup_over_generate": theirs / mine,
                 "share_of_flop_bound": bound / mine,
+                "share_of_memory_bound": memory_bound / mine,
                 "vqgen_ms_per_step": 1e3 * mine / tokens,
             }
         )
@@ -152,6 +162,7 @@ def main(repeats: int, device: str, quick: bool, compiled: bool) -> None:
         "device": device,
         "threads": torch.get_num_threads(),
         "matmul_gflops": rate / 1e9,
+        "read_gbytes_per_s": read / 1e9,
         "same_tokens": same.float().mean().item(),
         "cases": rows,
     }

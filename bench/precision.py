@@ -1,8 +1,8 @@
 """Benchmark: what bf16 autocast gains over float32 for each kind of work of the default run, in the
 same run, on this machine: a training step of the tokenizer (with its discriminator), of each prior
 and of the judge, and a sampling batch of each prior (guided, as samples without a request are
-drawn). `compute.precision: auto` uses bf16 where it computes natively, except for what this shows
-gains nothing on a CPU; a ratio above 1 is bf16 faster.
+drawn). `compute.precision: auto` uses bf16 where it computes natively, except for the AR sampler's
+one-token steps, where this shows it gains little on a CPU; a ratio above 1 is bf16 faster.
 
 Prints JSON. Usage: python bench/precision.py [--repeats 5] [--device cpu]
 """

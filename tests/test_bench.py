@@ -186,3 +186,21 @@ def test_the_attention_benchmark_times_the_fused_kernel_and_the_written_out_prod
     ]
     assert all(w["max_difference"] < (1e-5 if w["precision"] == "fp32" else 0.05) for w in rows)
     assert all(w["explicit_speedup"] == w["fused_s"] / w["explicit_s"] for w in rows)
+
+
+def test_the_group_norm_benchmark_times_torchs_norm_and_ours_at_each_shape_and_the_whole_step():
+    r = subprocess.run(
+        [sys.executable, "bench/group_norm.py", "--batch", "2", "--repeats", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)["rows"]
+    for precision in ("fp32", "bf16"):
+        mine = [w for w in rows if w["precision"] == precision]
+        assert mine[-1]["work"] == "tokenizer step"
+        ops = mine[:-1]
+        # the tokenizer's first level, its deeper levels and the discriminator's two normalised blocks
+        assert {w["work"] for w in ops} >= {"GroupNorm [2, 16, 64, 64]", "GroupNorm [2, 64, 8, 8]"}
+        assert all(w["max_difference"] < (1e-5 if precision == "fp32" else 0.05) for w in ops)

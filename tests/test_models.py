@@ -190,6 +190,23 @@ def test_the_discriminator_sees_each_image_once_and_rests_when_its_losses_weigh_
         assert out["d_loss"].item() == pytest.approx(want_d.item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_tokenizers_group_norm_is_torchs_and_keeps_channels_last_memory(dtype):
+    torch.manual_seed(0)
+    torchs, ours = torch.nn.GroupNorm(8, 16), vqvae.GroupNorm(8, 16)
+    with torch.no_grad():
+        torchs.weight.normal_(), torchs.bias.normal_()
+    ours.load_state_dict(torchs.state_dict())
+    x = torch.randn(2, 16, 8, 8).mul(3).add(1).to(dtype).contiguous(memory_format=torch.channels_last)
+    y = ours(x)
+    assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
+    assert y.dtype == dtype
+    torch.testing.assert_close(
+        y.float(), torchs(x).float(), **({} if dtype == torch.float32 else dict(atol=0.05, rtol=0.02))
+    )
+    assert ours(x.contiguous()).is_contiguous()
+
+
 def test_evaluator_features_and_loss():
     model = Evaluator(EvaluatorConfig(num_attributes=5, width=8, features=16))
     x = torch.rand(3, 3, 32, 32)
