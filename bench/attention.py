@@ -12,23 +12,12 @@ Prints JSON. Usage: python bench/attention.py [--batch 64] [--tokens 65] [--head
 import argparse
 import contextlib
 import json
-import time
 
 import torch
 import torch.nn.functional as F
+from precision import best_seconds  # bench/precision.py, beside this file
 
 from vqgen.models.transformer import attend
-
-
-def best_seconds(fn, repeats: int) -> float:
-    """The fastest of `repeats` calls of fn, after one warm-up."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def work(kind: str, b: int, t: int, h: int, d: int):
@@ -57,8 +46,8 @@ def main(batch: int, tokens: int, heads: int, head_dim: int, repeats: int) -> No
                     y.float().sum().backward()
                 return y.detach().float()
 
-            fused = best_seconds(lambda run=run: run(F.scaled_dot_product_attention), repeats)
-            explicit = best_seconds(lambda run=run: run(attend), repeats)
+            fused = best_seconds(lambda run=run: run(F.scaled_dot_product_attention), repeats, None, "cpu")
+            explicit = best_seconds(lambda run=run: run(attend), repeats, None, "cpu")
             difference = (run(F.scaled_dot_product_attention) - run(attend)).abs().max()
             rows.append(
                 {
