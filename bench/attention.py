@@ -1,5 +1,5 @@
 """Benchmark: the priors' attention on a CPU, torch's fused kernel (`F.scaled_dot_product_attention`)
-against the three operations written out (`transformer.attend`), in float32 and under bf16 autocast,
+against the three operations written out (`transformer.written_out`), in float32 and in bf16,
 in the same run: forward and backward at a training batch (every position sees every other, as in
 the masked prior, and causal, as in the AR prior) and the forward of one query over a cache, as an
 AR sampling step. Each row gives both times, their ratio (above 1: the explicit product is faster)
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from precision import best_seconds  # bench/precision.py, beside this file
 
-from vqgen.models.transformer import attend
+from vqgen.models.transformer import written_out
 
 
 def work(kind: str, b: int, t: int, h: int, d: int):
@@ -37,6 +37,8 @@ def main(batch: int, tokens: int, heads: int, head_dim: int, repeats: int) -> No
 
             def run(fn, q=q, k=k, v=v, causal=causal, backward=backward, dtype=dtype):
                 with torch.autocast("cpu", dtype) if dtype else contextlib.nullcontext():
+                    if dtype:  # as the projections under autocast hand them over
+                        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
                     y = (
                         fn(q, k, v, is_causal=causal)
                         if fn is F.scaled_dot_product_attention
@@ -47,8 +49,8 @@ def main(batch: int, tokens: int, heads: int, head_dim: int, repeats: int) -> No
                 return y.detach().float()
 
             fused = best_seconds(lambda run=run: run(F.scaled_dot_product_attention), repeats, None, "cpu")
-            explicit = best_seconds(lambda run=run: run(attend), repeats, None, "cpu")
-            difference = (run(F.scaled_dot_product_attention) - run(attend)).abs().max()
+            explicit = best_seconds(lambda run=run: run(written_out), repeats, None, "cpu")
+            difference = (run(F.scaled_dot_product_attention) - run(written_out)).abs().max()
             rows.append(
                 {
                     "work": kind,

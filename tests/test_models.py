@@ -377,13 +377,18 @@ def test_vgg_weights_of_another_layout_are_one_sentence(tmp_path):
 
 
 @pytest.mark.parametrize("how", ["all", "causal", "mask"])
-def test_attention_written_out_is_torchs_fused_attention(how):
+def test_attention_in_bf16_on_a_cpu_is_written_out_and_equals_torchs_fused_attention(how):
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, 5, 8, generator=g) for _ in "qkv")
     mask = torch.rand(1, 5, generator=g) > 0.4 if how == "mask" else None  # keys some queries may not see
     if mask is not None:
         mask[0, 0] = True
     want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=how == "causal")
-    got = transformer.attend(q, k, v, mask=mask, causal=how == "causal")
-    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
-    assert how == "all" or not torch.allclose(got, transformer.attend(q, k, v), atol=1e-3)  # the mask matters
+    low = [x.bfloat16() for x in (q, k, v)]
+    got = transformer.attend(*low, mask=mask, causal=how == "causal")
+    assert torch.equal(got, transformer.written_out(*low, mask=mask, causal=how == "causal"))
+    assert not torch.equal(got, F.scaled_dot_product_attention(*low, attn_mask=mask, is_causal=how == "causal"))
+    torch.testing.assert_close(got.float(), want, atol=0.03, rtol=0.02)
+    written = transformer.written_out(q, k, v, mask=mask, causal=how == "causal")
+    torch.testing.assert_close(written, want, atol=1e-6, rtol=1e-5)
+    assert how == "all" or not torch.allclose(written, transformer.written_out(q, k, v), atol=1e-3)  # the mask matters
