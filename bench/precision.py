@@ -4,7 +4,7 @@ and of the judge, and a sampling batch of each prior (guided, as samples without
 drawn). `compute.precision: auto` uses bf16 where it computes natively, except for the AR sampler's
 one-token steps, where this shows it gains little on a CPU; a ratio above 1 is bf16 faster.
 
-Prints JSON. Usage: python bench/precision.py [--repeats 5] [--device cpu]
+Prints JSON. Usage: python bench/precision.py [--repeats 5] [--device cpu] [--batch 128]
 """
 
 import argparse
@@ -95,7 +95,7 @@ def sampling(name: str, section, batch: int, device: str):
     return lambda: chosen.sample(batch, request=request, guidance=section.mix_guidance, guidance_schedule="constant")
 
 
-def main(repeats: int, device: str) -> None:
+def main(repeats: int, device: str, batch: int | None) -> None:
     torch.manual_seed(0)
     p = Params()
     work = {
@@ -103,8 +103,8 @@ def main(repeats: int, device: str) -> None:
         "judge training step": judge_step(p, device),
         "ar prior training step": prior_step("ar", p.ar, device),
         "masked prior training step": prior_step("masked", p.diffusion, device),
-        "ar sampling batch": sampling("ar", p.ar, p.sample.batch_size, device),
-        "masked sampling batch": sampling("masked", p.diffusion, p.sample.batch_size, device),
+        "ar sampling batch": sampling("ar", p.ar, batch or p.sample.batch_size, device),
+        "masked sampling batch": sampling("masked", p.diffusion, batch or p.sample.batch_size, device),
     }
     rows = []
     for label, fn in work.items():
@@ -124,5 +124,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, help="images per sampling batch  [default: sample.batch_size]")
     args = parser.parse_args()
-    main(args.repeats, args.device)
+    main(args.repeats, args.device, args.batch)

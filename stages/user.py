@@ -99,13 +99,12 @@ def _described(pipe: Pipeline, prior: str, settings: dict, attributes: dict, dra
     asked = ", ".join(f"{k}={v}" for k, v in attributes.items())
     if asked:
         asked = f" asked for {asked}"
+    elif drawn:
+        at = pipe.unrequested_settings(prior, at, pipe.mix_guidance(prior, settings.get("guidance")))
+        if pipe.priors[prior].data_attributes is not None:
+            asked = " with the attributes of random training images"
     else:  # the request guidance applies to requests only
         at = {k: v for k, v in at.items() if not k.startswith("guidance")}
-        if drawn and pipe.priors[prior].data_attributes is not None:
-            asked = " with the attributes of random training images"
-            at["guidance"] = pipe.mix_guidance(prior, settings.get("guidance"))
-            if "min_p" in at:  # as `Pipeline.generate` draws them: unfiltered
-                at["min_p"] = 0.0
     return f"the {pipe.priors[prior].name} prior{asked}, " + ", ".join(f"{k} {v}" for k, v in at.items())
 
 
@@ -171,6 +170,11 @@ def inpaint(
     mask: str = typer.Option("bottom", help=f"what to regenerate: {masks.SPECS}"),
     prior: str = typer.Option("diffusion", help="the prior to complete with: diffusion or ar"),
     n: int = typer.Option(4, "--n", help="completions of each photo"),
+    crop: float | None = typer.Option(
+        None,
+        help="share of each photo's shorter side its centre square keeps  [default: as the run frames its "
+        "faces: data.crop_size/178 for celeba and synthetic, 1 for folder]",
+    ),
     out: Path = typer.Option(Path("inpainted"), help="directory to write the panels and completions to"),
     seed: int = SEED,
     temperature: float | None = TEMPERATURE,
@@ -187,17 +191,19 @@ def inpaint(
     device: str | None = DEVICE,
     run: Path = RUN,
 ) -> None:
-    """Complete photographs: each is centre-cropped and resized as `prepare` does, encoded, and the
-    tokens under the mask are drawn again; for each photo, a panel of the input, the masked input,
-    its reconstruction and the completions, and each completion as a PNG."""
+    """Complete photographs: each is decoded as the folder source decodes images, its centre square
+    (--crop) resized to the model's size, encoded, and the tokens under the mask are drawn again; for
+    each photo, a panel of the input, the masked input, its reconstruction and the completions, and
+    each completion as a PNG."""
     settings = _settings(locals())
     with common.reported():
         attributes = _attributes(attr)
         pipe, p = _start(run, prior, n, out, device)
         pipe.request(prior, attributes)
         described = _described(pipe, prior, settings, attributes)
-        read = [folder.load_photo(photo, pipe.image_size, p.data.min_size) for photo in photos]
-        hidden = np.stack([masks.pixels(mask, pipe.image_size, size) for _, size in read])
+        share = pipe.photo_crop(crop)
+        read = [folder.load_photo(photo, pipe.image_size, p.data.min_size, share) for photo in photos]
+        hidden = np.stack([masks.pixels(mask, pipe.image_size, size, share) for _, size in read])
         known = masks.known_tokens(hidden, pipe.grid)
         if known.all():
             raise ConfigError(f"--mask {mask} covers no token of the {pipe.grid[0]}x{pipe.grid[1]} grid; mask more.")
@@ -221,10 +227,13 @@ def inpaint(
             shown = [("input", imgs[i]), ("masked", masked), ("reconstruction", recon[i])]
             render.row(out / f"{stem}-panel.png", shown + [(f"completion {j}", c) for j, c in enumerate(completions)])
         typer.echo(
-            f"wrote {len(photos)} panels and {len(photos) * n} completions by {described} to {out}/: "
-            + ", ".join(f"{stem}-panel.png" for stem in stems[:3])
-            + (", ..." if len(stems) > 3 else "")
+            f"wrote {_count(len(photos), 'panel')} and {_count(len(photos) * n, 'completion')} by {described} "
+            f"to {out}/: " + ", ".join(f"{stem}-panel.png" for stem in stems[:3]) + (", ..." if len(stems) > 3 else "")
         )
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" + "s" * (n != 1)
 
 
 def _stems(photos: list[Path]) -> list[str]:

@@ -203,3 +203,23 @@ def test_the_group_norm_benchmark_times_torchs_norm_and_ours_at_each_shape_and_t
         # among them the tokenizer's first level and its deepest
         assert {w["work"] for w in ops} >= {"GroupNorm [2, 16, 64, 64]", "GroupNorm [2, 64, 8, 8]"}
         assert all(w["max_difference"] < (1e-5 if precision == "fp32" else 0.05) for w in ops)
+
+
+def test_the_precision_benchmark_times_each_kind_of_work_in_fp32_and_in_bf16():
+    r = subprocess.run(
+        [sys.executable, "bench/precision.py", "--repeats", "1", "--batch", "8"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert [w["work"] for w in report["rows"]] == [
+        "tokenizer training step",
+        "judge training step",
+        "ar prior training step",
+        "masked prior training step",
+        "ar sampling batch",
+        "masked sampling batch",
+    ]
+    assert all(w["bf16_speedup"] == pytest.approx(w["fp32_s"] / w["bf16_s"]) for w in report["rows"])

@@ -277,3 +277,24 @@ def test_byte_identical_files_land_in_one_split(tmp_path):
     assert len(set(copies.tolist())) == 1 and copies[0] == folder.split_of("copy000.png", 0.2, 0.2)
     assert s.duplicates == 199 and folder.counts(s)["duplicates"] == 199
     assert len(set(s.split[200:].tolist())) > 1  # distinct files are still spread by their paths
+
+
+def test_a_photo_of_celebas_size_at_the_runs_crop_is_framed_as_prepare_frames_its_faces(tmp_path):
+    from vqgen.config import Data
+    from vqgen.data import images, synthetic
+
+    synthetic.draw_face(3)[0].save(tmp_path / "face.jpg", quality=95)  # 178 x 218, as CelebA's aligned faces
+    d = Data()
+    prepared = images.load_face(tmp_path / "face.jpg", d.crop_size, d.image_size)
+    photo, size = folder.load_photo(tmp_path / "face.jpg", d.image_size, d.min_size, d.photo_crop)
+    assert size == (178, 218) and np.array_equal(photo, prepared)
+    whole = folder.load_photo(tmp_path / "face.jpg", d.image_size, d.min_size)[0]  # the whole 178 x 178 square
+    assert np.abs(whole.astype(int) - prepared).mean() > 10
+    assert Data(source="folder").photo_crop == 1.0
+
+
+@pytest.mark.parametrize("crop", [0.0, 1.5, -1.0])
+def test_a_crop_that_is_not_a_share_of_the_photo_is_refused(tmp_path, crop):
+    solid(40, 40, RED).save(tmp_path / "red.png")
+    with pytest.raises(folder.FolderError, match=rf"^crop {crop:g} is not a share of the photo's shorter side; use"):
+        folder.load_photo(tmp_path / "red.png", 16, 8, crop)

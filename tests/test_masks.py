@@ -39,6 +39,11 @@ def test_a_mask_image_is_taken_at_the_models_size_or_cropped_and_resized_as_the_
     assert masks.pixels(str(tmp_path / "model.png"), 8, photo_size=(60, 30)).all()
     with pytest.raises(ConfigError, match=r"is 60x30 pixels; use a mask of the photo's size \(40x40\) or the model"):
         masks.pixels(str(tmp_path / "wide.png"), 8, photo_size=(40, 40))
+    inner = np.zeros((30, 60), np.uint8)  # a centre square of half the shorter side: columns 22 to 37
+    inner[:, 22:30] = 255  # about its left half
+    Image.fromarray(inner).save(tmp_path / "inner.png")
+    assert np.array_equal(masks.pixels(str(tmp_path / "inner.png"), 8, (60, 30), crop=0.5), masks.pixels("left", 8))
+    assert not np.array_equal(masks.pixels(str(tmp_path / "inner.png"), 8, (60, 30)), masks.pixels("left", 8))
 
 
 @pytest.mark.parametrize(

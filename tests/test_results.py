@@ -2,7 +2,6 @@
 the metric rounded to the digits printed."""
 
 import json
-import re
 
 import pytest
 from conftest import ROOT
@@ -72,4 +71,6 @@ def test_the_readme_attribute_rates_quote_the_committed_metrics():
     base, ar, masked = metrics("baselines"), metrics("sample_ar"), metrics("sample_diffusion")
     for name, *printed in table:
         committed = [base[f"test_rate_{name}"], base[f"recon_rate_{name}"], ar[f"rate_{name}"], masked[f"rate_{name}"]]
-        assert all(quotes(p, c) for p, c in zip(printed, committed)), f"{name}: printed {printed}, committed {committed}"
+        assert all(quotes(p, c) for p, c in zip(printed, committed)), (
+            f"{name}: printed {printed}, committed {committed}"
+        )

@@ -55,6 +55,9 @@ def _synthetic_needed(test_images: int) -> int:
     return count
 
 
+ALIGNED_WIDTH = 178  # CelebA's aligned faces are 178x218
+
+
 def _power_of_two(n: int) -> bool:
     return n >= 1 and n & (n - 1) == 0
 
@@ -90,9 +93,17 @@ class Data:
             _check(0.0 < value < 0.5, f"data.{name} is {value}; use a fraction above 0 and below 0.5.")
         _check(self.min_size >= 1, f"data.min_size is {self.min_size}; use at least 1 pixel.")
         _check(
-            self.crop_size <= 178,
-            f"data.crop_size is {self.crop_size}; the aligned faces are 178 wide, use at most 178.",
+            self.crop_size <= ALIGNED_WIDTH,
+            f"data.crop_size is {self.crop_size}; the aligned faces are {ALIGNED_WIDTH} wide, use at most "
+            f"{ALIGNED_WIDTH}.",
         )
+
+    @property
+    def photo_crop(self) -> float:
+        """The share of a photo's shorter side that its centre square keeps, so that a face framed as
+        CelebA frames them is framed as the training images are: crop_size of the aligned faces' 178
+        pixels; all of it for a folder source, whose images are not cropped."""
+        return 1.0 if self.source == "folder" else self.crop_size / ALIGNED_WIDTH
 
 
 @dataclass

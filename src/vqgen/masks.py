@@ -50,10 +50,10 @@ def figure_masks(grid: tuple[int, int], n: int, seed: int) -> dict[str, torch.Te
     return {name: m.expand(n, h, w) for name, m in masks.items()}
 
 
-def pixels(spec: str, size: int, photo_size: tuple[int, int] | None = None) -> np.ndarray:
+def pixels(spec: str, size: int, photo_size: tuple[int, int] | None = None, crop: float = 1.0) -> np.ndarray:
     """(S, S) True on the pixels of the model's S x S image that `spec` regenerates. A mask image is
-    taken at the model's size, or at the photo's `photo_size` (width, height) and then cropped and
-    resized as the photo is."""
+    taken at the model's size, or at the photo's `photo_size` (width, height) and then cropped (the
+    centre square keeping `crop` of the shorter side) and resized as the photo is."""
     rows, cols = np.mgrid[:size, :size]
     half, quarter = size // 2, size // 4
     named = {
@@ -67,7 +67,7 @@ def pixels(spec: str, size: int, photo_size: tuple[int, int] | None = None) -> n
         return named[spec]
     if spec.startswith("box:"):
         return _box(spec, size, rows, cols)
-    return _image(Path(spec), size, photo_size)
+    return _image(Path(spec), size, photo_size, crop)
 
 
 def _box(spec: str, size: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -85,7 +85,7 @@ def _box(spec: str, size: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray
     return (rows >= y0) & (rows < y1) & (cols >= x0) & (cols < x1)
 
 
-def _image(path: Path, size: int, photo_size: tuple[int, int] | None) -> np.ndarray:
+def _image(path: Path, size: int, photo_size: tuple[int, int] | None, crop: float) -> np.ndarray:
     from PIL import Image
 
     from vqgen.data.decode import UnreadableImage, open_rgb
@@ -104,7 +104,7 @@ def _image(path: Path, size: int, photo_size: tuple[int, int] | None) -> np.ndar
                 f"--mask {path} is {img.size[0]}x{img.size[1]} pixels; use a mask of {photo}the model's "
                 f"image size ({size}x{size})."
             )
-        img = square(img, size, Image.Resampling.NEAREST)
+        img = square(img, size, Image.Resampling.NEAREST, crop)
     return np.asarray(img) > 127
 
 

@@ -27,6 +27,7 @@ import torch
 
 from vqgen import checkpoint, config, layout, masks, train
 from vqgen.config import ConfigError, Params
+from vqgen.data.folder import load_photo
 from vqgen.models.transformer import UNSPECIFIED, Transformer, TransformerConfig
 from vqgen.priors import PRIORS as PRIOR_CLASSES
 from vqgen.priors import Prior, restore
@@ -180,13 +181,20 @@ class Pipeline:
 
     def _unrequested(self, prior: str, n: int, gen: torch.Generator, at: dict, mix: float):
         """(requests, settings) of n draws without a request: of a prior that keeps its training
-        attributes, n of them drawn at random and guided at `mix` (constant), unfiltered (`min_p` 0: a
-        filter thins out the rare attributes these draws are to keep); else nothing asked."""
+        attributes, n of them drawn at random (`unrequested_settings`); else nothing asked."""
         chosen = self.priors[prior]
         if chosen.data_attributes is None:
             return None, at
+        return chosen.data_requests(n, gen), self.unrequested_settings(prior, at, mix)
+
+    def unrequested_settings(self, prior: str, at: dict, mix: float) -> dict:
+        """The settings `at` as draws without a request use them: of a prior that keeps its training
+        attributes, guided at `mix` (constant) and unfiltered (`min_p` 0: a filter thins out the rare
+        attributes these draws are to keep); of another, without the guidance, which needs a request."""
+        if self.priors[prior].data_attributes is None:
+            return {k: v for k, v in at.items() if not k.startswith("guidance")}
         mixed = {**at, "guidance": mix, "guidance_schedule": "constant"}
-        return chosen.data_requests(n, gen), mixed | ({"min_p": 0.0} if "min_p" in at else {})
+        return mixed | ({"min_p": 0.0} if "min_p" in at else {})
 
     def batch_size(self, batch_size: int | None = None) -> int:
         return batch_size or (self.params.sample.batch_size if self.params is not None else config.Sample.batch_size)
@@ -326,6 +334,17 @@ class Pipeline:
         seconds = (time.perf_counter() - start) / len(grids)
         out = torch.cat([d.tokens.cpu() for d in parts])
         return Generation(self.decode(out), out, torch.cat([d.steps.cpu() for d in parts]), seconds)
+
+    def photo_crop(self, crop: float | None = None) -> float:
+        """The share of a photo's shorter side its centre square keeps: `crop`, else as the run frames
+        its training images (`config.Data.photo_crop`; all of it without a params.yaml)."""
+        return crop if crop is not None else (self.params.data.photo_crop if self.params is not None else 1.0)
+
+    def load_photo(self, path: str | Path, crop: float | None = None) -> np.ndarray:
+        """A photograph as `encode` takes it, uint8 (S, S, 3): decoded as the folder source decodes
+        images, its centre square (`photo_crop`) resized to the tokenizer's size."""
+        min_size = (self.params or Params()).data.min_size
+        return load_photo(path, self.image_size, min_size, self.photo_crop(crop))[0]
 
     def encode(self, imgs) -> torch.Tensor:
         """uint8 images (N, S, S, 3) or one (S, S, 3), at the tokenizer's size -> token grids (N, h, w)."""

@@ -25,10 +25,11 @@ SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
 REASONS = ("unreadable", "too_small", "not_an_image", "link_outside", "dangling_link", "name_not_utf8")
 
 
-def square(img: Image.Image, size: int, resample: int = Image.Resampling.LANCZOS) -> Image.Image:
-    """An image centre-cropped to a square and resized (antialiased by default) to size x size."""
+def square(img: Image.Image, size: int, resample: int = Image.Resampling.LANCZOS, crop: float = 1.0) -> Image.Image:
+    """An image centre-cropped to a square (`crop` of its shorter side) and resized (antialiased by
+    default) to size x size."""
     w, h = img.size
-    side = min(w, h)
+    side = max(1, round(min(w, h) * crop))
     left, top = (w - side) // 2, (h - side) // 2
     return img.crop((left, top, left + side, top + side)).resize((size, size), resample)
 
@@ -38,11 +39,17 @@ def load_square(path: str | Path, size: int) -> np.ndarray:
     return np.asarray(square(open_rgb(path), size), dtype=np.uint8)
 
 
-def load_photo(path: str | Path, size: int, min_size: int) -> tuple[np.ndarray, tuple[int, int]]:
+def load_photo(path: str | Path, size: int, min_size: int, crop: float = 1.0) -> tuple[np.ndarray, tuple[int, int]]:
     """One photograph read as `prepare` reads a folder's images (any format Pillow decodes, EXIF
-    orientation, transparency on white, centre crop, antialiased resize): uint8 (S, S, 3) and the
-    decoded image's (width, height). A file that does not decode, or whose shorter side is under
-    `min_size` pixels, is refused with one sentence."""
+    orientation, transparency on white, antialiased resize), its centre square keeping `crop` of its
+    shorter side (`config.Data.photo_crop`): uint8 (S, S, 3) and the decoded image's (width, height).
+    A file that does not decode, or whose shorter side is under `min_size` pixels, is refused with
+    one sentence."""
+    if not 0 < crop <= 1:
+        raise FolderError(
+            f"crop {crop:g} is not a share of the photo's shorter side; use a number above 0 and at most 1 "
+            "(1: all of it)."
+        )
     if not Path(path).is_file():
         raise FolderError(f"{path} is not a file; give the path of a photo.")
     try:
@@ -56,7 +63,7 @@ def load_photo(path: str | Path, size: int, min_size: int) -> tuple[np.ndarray, 
             f"{path} is {img.size[0]}x{img.size[1]} pixels; use a photo at least {min_size} pixels on its "
             "shorter side (data.min_size)."
         )
-    return np.asarray(square(img, size), dtype=np.uint8), img.size
+    return np.asarray(square(img, size, crop=crop), dtype=np.uint8), img.size
 
 
 def split_of(relative_path: str, val_fraction: float, test_fraction: float) -> int:

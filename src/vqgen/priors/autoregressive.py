@@ -66,7 +66,8 @@ class Autoregressive(Prior):
         guided = request is not None and guidance != 1
         both = (lambda x: torch.cat([x, x])) if guided else (lambda x: x)  # the rows the model is run on
         request = doubled(request) if guided else request
-        embedded = None if request is None else self.model.condition(request)  # the same at every step
+        # the same at every step; of a model with attributes, the empty request's when none is given
+        embedded = self.model._condition(given, request, None) if self.model.prefix else None
         out = given.clone()
         frames = [self._grids(torch.where(known, given, UNDECIDED))] if trajectory else None
         free = (~known).any(0).nonzero()
