@@ -79,9 +79,9 @@ def on_request(pipe: Pipeline, section: str, judge: Judge, settings: dict, seed:
     (unguided); the sweep goes to metrics/guidance/ (empty without attributes)."""
     prior = pipe.priors[section]
     rows = requests.figure_rows(pipe, section, 8, seed, **settings)
-    render.side_by_side(
+    render.labelled_rows(
         layout.FIGURES / f"{section}_requests.png",
-        [[(label, render.grid(imgs, 8))] for label, imgs in rows],
+        rows,
         title=f"The {prior.name} prior on request (guidance {settings['guidance']:g}, {settings['guidance_schedule']})",
     )
     if not prior.attributes:

@@ -208,3 +208,20 @@ def test_rates_off_names_the_attributes_off_the_reachable_rate_by_more_than_a_th
     rates = {"Eyeglasses": 0.02, "Male": 0.66, "Bald": 0.115, "Smiling": 0.54, "Blurry": 0.3}
     assert evaluate.rates_off(rates, reachable) == ["Eyeglasses", "Smiling"]  # 0.04 > 0.02; 0.14 > 0.133
     assert evaluate.rates_off(rates, reachable, share=0.5) == ["Eyeglasses"]
+
+
+def test_labelled_rows_show_each_picture_at_twice_its_size_in_its_row_under_the_title(tmp_path):
+    red, blue = np.zeros((3, 8, 8, 3), np.uint8), np.zeros((3, 8, 8, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 255, 255
+    render.labelled_rows(tmp_path / "r.png", [("red", red), ("blue", blue)], title="two requests")
+    with Image.open(tmp_path / "r.png") as im:
+        px = np.asarray(im.convert("RGB")).astype(int)
+    grid_w, grid_h = 3 * (8 + 2) * 2 + 4, (8 + 2) * 2 + 2 * 2  # a row of three at scale 2, padded
+    assert px.shape[1] > grid_w and px.shape[0] > 2 * grid_h + 36  # room for the labels and the title
+    redish = (px[..., 0] > 200) & (px[..., 1] < 60) & (px[..., 2] < 60)
+    blueish = (px[..., 2] > 200) & (px[..., 0] < 60) & (px[..., 1] < 60)
+    assert abs(redish.sum() - 3 * 16 * 16) <= 3 * 16 * 2 and abs(blueish.sum() - 3 * 16 * 16) <= 3 * 16 * 2
+    red_rows, blue_rows = np.nonzero(redish.any(1))[0], np.nonzero(blueish.any(1))[0]
+    assert 36 <= red_rows.min() and red_rows.max() < blue_rows.min()  # under the title, in order
+    assert (px[: red_rows.min(), : px.shape[1] // 2] < 128).any()  # the title's text
+    assert (px[red_rows.min() : red_rows.max(), : np.nonzero(redish.any(0))[0].min()] < 128).any()  # the label

@@ -53,6 +53,30 @@ def side_by_side(path: str | Path, rows: list[list[tuple[str, np.ndarray]]], tit
     _save_figure(fig, path, dpi)
 
 
+def labelled_rows(
+    path: str | Path, rows: list[tuple[str, np.ndarray]], title: str = "", scale: int = 2, dpi: int = 100
+) -> None:
+    """Save rows of uint8 pictures (N, S, S, 3), each row one line at `scale` times their pixel size with
+    its label at its left (requests down, samples across), laid out to the pixel."""
+    grids = [grid(images, len(images), scale=scale) for _, images in rows]
+    label = int(8.5 * max(len(name) for name, _ in rows)) + 16  # pixels for the labels at 11 points
+    gap, top, margin = 4, 36 if title else 6, 6
+    width = label + max(g.shape[1] for g in grids) + margin
+    height = top + sum(g.shape[0] for g in grids) + gap * (len(grids) - 1) + margin
+    fig = _figure(figsize=(width / dpi, height / dpi))
+    y = height - top
+    for (name, _), g in zip(rows, grids):
+        y -= g.shape[0]
+        ax = fig.add_axes((label / width, y / height, g.shape[1] / width, g.shape[0] / height))
+        ax.imshow(g, interpolation="nearest")
+        ax.axis("off")
+        fig.text((label - 8) / width, (y + g.shape[0] / 2) / height, name, ha="right", va="center", fontsize=11)
+        y -= gap
+    if title:
+        fig.text(0.5, 1 - 18 / height, title, ha="center", va="center", fontsize=12)
+    _save_figure(fig, path, dpi)
+
+
 def row(path: str | Path, named: list[tuple[str, np.ndarray]], scale: int = 3, dpi: int = 150) -> None:
     """Save uint8 pictures side by side in one row, each under its short caption, at `scale` times
     their pixel size (an inpainting panel: input, masked input, reconstruction, completions)."""
