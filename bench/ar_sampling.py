@@ -7,10 +7,12 @@ tensor is read in the same run): at batch 1 the second is the higher. Also check
 sampler with its cache draws the same tokens as recomputing every earlier position (nanoGPT's
 `generate`), from the same random stream (`same_tokens`, must be 1).
 With --compiled, also one batch-1 step of the default model eager against the same step compiled
-by torch.compile (`batch1_step`): how much of the eager step is per-operation overhead.
+by torch.compile (`batch1_step`): how much of the eager step is per-operation overhead. With
+--bf16, also our sampler under bf16 autocast (`vqgen_bf16_ms_per_image`; the samplers draw in
+float32 today): at batch 1 the weights are read at every step.
 
 Prints JSON. Needs the bench extra: pip install -e '.[bench]'.
-Usage: python bench/ar_sampling.py [--repeats 3] [--device cuda] [--quick] [--compiled]
+Usage: python bench/ar_sampling.py [--repeats 3] [--device cuda] [--quick] [--compiled] [--bf16]
 """
 
 import argparse
@@ -108,7 +110,7 @@ def step_overhead(device: str, repeats: int) -> dict:
 
 
 @torch.no_grad()
-def main(repeats: int, device: str, quick: bool, compiled: bool) -> None:
+def main(repeats: int, device: str, quick: bool, compiled: bool, bf16: bool = False) -> None:
     torch.manual_seed(0)
     rate, read = matmul_rate(device), read_rate(device)
     rows = []
@@ -140,6 +142,15 @@ def main(repeats: int, device: str, quick: bool, compiled: bool) -> None:
         params = sum(p.numel() for p in prior.model.parameters() if p is not prior.model.pos_emb.weight)
         bound = 2 * params * tokens * batch / rate
         memory_bound = 4 * params * tokens / read  # every step reads every weight once, whatever the batch
+        extra = {}
+        if bf16:
+
+            def low():
+                with torch.autocast(device.split(":")[0], torch.bfloat16):
+                    ours()
+
+            low()
+            extra = {"vqgen_bf16_ms_per_image": 1e3 * best_seconds(low, n, device) / batch}
         rows.append(
             {
                 "grid": list(grid),
@@ -151,6 +162,7 @@ def main(repeats: int, device: str, quick: bool, compiled: bool) -> None:
                 "share_of_flop_bound": bound / mine,
                 "share_of_memory_bound": memory_bound / mine,
                 "vqgen_ms_per_step": 1e3 * mine / tokens,
+                **extra,
             }
         )
     model = PRIORS["ar"].create(256, (8, 8), n_layer=4, n_head=4, n_embd=128)
@@ -177,5 +189,6 @@ if __name__ == "__main__":
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="the 8x8 cases only")
     parser.add_argument("--compiled", action="store_true", help="also the batch-1 step compiled (batch1_step)")
+    parser.add_argument("--bf16", action="store_true", help="also our sampler under bf16 autocast")
     args = parser.parse_args()
-    main(args.repeats, args.device, args.quick, args.compiled)
+    main(args.repeats, args.device, args.quick, args.compiled, args.bf16)
