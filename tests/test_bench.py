@@ -19,15 +19,15 @@ from vqgen.priors import PRIORS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_gpu_benchmark_runs_tiny_on_a_cpu_and_counts_the_transformers_flops_exactly():
-    r = subprocess.run(
-        [sys.executable, "bench/gpu.py", "--tiny", "--device", "cpu", "--steps", "2"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+def bench_json(script: str, *args: str) -> dict:
+    """What `python bench/{script}.py args` prints, parsed; it must exit 0."""
+    r = subprocess.run([sys.executable, f"bench/{script}.py", *args], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+    return json.loads(r.stdout)
+
+
+def test_the_gpu_benchmark_runs_tiny_on_a_cpu_and_counts_the_transformers_flops_exactly():
+    out = bench_json("gpu", "--tiny", "--device", "cpu", "--steps", "2")
     assert out["tiny"] and set(out["models"]) == {"vqvae", "ar", "diffusion", "evaluator"}
     layers, width, codes, batch, tokens = 2, 32, 64, 4, 16 * 16  # bench/gpu.py's tiny celeba64
     forward = 2 * (12 * layers * width**2 + width * codes) * batch * tokens + 4 * layers * batch * tokens**2 * width
@@ -70,22 +70,7 @@ def test_the_kept_attributes_measurement_runs_on_a_store_and_reports_every_token
         model = vqvae.VQVAE(vqvae.VQVAEConfig(channels=8, downsample=4, codebook_size=k, code_dim=8))
         tokenizers.append(str(tmp_path / f"tok{k}.safetensors"))
         checkpoint.save(tokenizers[-1], model, model.cfg, image_size=16)
-    r = subprocess.run(
-        [
-            sys.executable,
-            "bench/kept_attributes.py",
-            *tokenizers,
-            "--store",
-            str(tmp_path / "images.h5"),
-            "--steps",
-            "2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+    out = bench_json("kept_attributes", *tokenizers, "--store", str(tmp_path / "images.h5"), "--steps", "2")
     val = attrs[split == 1] > 0
     assert out["val_images"] == 16
     assert out["with_attribute"] == {
@@ -171,14 +156,7 @@ def test_the_mix_guidance_study_reproduces_the_runs_samples_at_its_scale_and_und
 
 
 def test_the_attention_benchmark_times_the_fused_kernel_and_the_written_out_product_which_agree():
-    r = subprocess.run(
-        [sys.executable, "bench/attention.py", "--batch", "2", "--tokens", "9", "--repeats", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
-    rows = json.loads(r.stdout)["rows"]
+    rows = bench_json("attention", "--batch", "2", "--tokens", "9", "--repeats", "1")["rows"]
     assert [(w["work"], w["precision"]) for w in rows][::2] == [
         ("training, bidirectional", "fp32"),
         ("training, causal", "fp32"),
@@ -188,14 +166,7 @@ def test_the_attention_benchmark_times_the_fused_kernel_and_the_written_out_prod
 
 
 def test_the_group_norm_benchmark_times_torchs_norm_and_ours_at_each_shape_and_the_whole_step():
-    r = subprocess.run(
-        [sys.executable, "bench/group_norm.py", "--batch", "2", "--repeats", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
-    rows = json.loads(r.stdout)["rows"]
+    rows = bench_json("group_norm", "--batch", "2", "--repeats", "1")["rows"]
     for precision in ("fp32", "bf16"):
         mine = [w for w in rows if w["precision"] == precision]
         assert mine[-1]["work"] == "tokenizer step"
@@ -206,14 +177,7 @@ def test_the_group_norm_benchmark_times_torchs_norm_and_ours_at_each_shape_and_t
 
 
 def test_the_precision_benchmark_times_each_kind_of_work_in_fp32_and_in_bf16():
-    r = subprocess.run(
-        [sys.executable, "bench/precision.py", "--repeats", "1", "--batch", "8"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
-    report = json.loads(r.stdout)
+    report = bench_json("precision", "--repeats", "1", "--batch", "8")
     assert [w["work"] for w in report["rows"]] == [
         "tokenizer training step",
         "judge training step",

@@ -181,9 +181,11 @@ class Transformer(nn.Module):
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
-    def condition(self, request: torch.Tensor) -> torch.Tensor:
+    def condition(self, request: torch.Tensor | None, n: int = 1) -> torch.Tensor:
         """(B, A) requests of 0 (absent), 1 (present) or UNSPECIFIED -> (B, 1, C), the sum of the
-        embeddings of the specified attributes."""
+        embeddings of the specified attributes; None: the empty request of n rows."""
+        if request is None:
+            request = torch.full((n, self.cfg.num_attributes), UNSPECIFIED, device=self.attr_emb.weight.device)
         a = torch.arange(request.shape[1], device=request.device)
         specified = (request != UNSPECIFIED)[..., None]
         summed = (self.attr_emb(2 * a + request.clamp_min(0).long()) * specified).sum(1, keepdim=True)
@@ -191,11 +193,7 @@ class Transformer(nn.Module):
 
     def _condition(self, idx: torch.Tensor, request: torch.Tensor | None, cond: torch.Tensor | None) -> torch.Tensor:
         """(B, 1, C) `cond` if given, else the `condition` of `request`, else of the empty request."""
-        if cond is not None:
-            return cond
-        return self.condition(
-            idx.new_full((len(idx), self.cfg.num_attributes), UNSPECIFIED) if request is None else request
-        )
+        return cond if cond is not None else self.condition(request, len(idx))
 
     def forward(self, idx, targets=None, caches: list[Cache] | None = None, start: int = 0, request=None, cond=None):
         """idx (B, T) -> logits (B, T, out_size), and the mean cross-entropy if targets are given.

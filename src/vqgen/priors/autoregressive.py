@@ -67,7 +67,7 @@ class Autoregressive(Prior):
         both = (lambda x: torch.cat([x, x])) if guided else (lambda x: x)  # the rows the model is run on
         request = doubled(request) if guided else request
         # the same at every step; of a model with attributes, the empty request's when none is given
-        embedded = self.model._condition(given, request, None) if self.model.prefix else None
+        embedded = self.model.condition(request, b) if self.model.prefix else None
         out = given.clone()
         frames = [self._grids(torch.where(known, given, UNDECIDED))] if trajectory else None
         free = (~known).any(0).nonzero()
