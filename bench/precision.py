@@ -43,11 +43,11 @@ def tokenizer_step(p: Params, device: str):
     opt_g, opt_d = train.optimizer(model, v), train.optimizer(disc, v)
     x = torch.rand(v.batch_size, 3, 64, 64, device=device).mul(2).sub(1).contiguous(memory_format=torch.channels_last)
 
-    def step():
+    def step():  # as train.fit steps it
         out = vqvae.losses(model, disc, x, v.perceptual_weight, v.adversarial_weight, True, None, v.edge_weight)
-        for name, opt in (("loss", opt_g), ("d_loss", opt_d)):
+        for name, opt, net in (("loss", opt_g, model), ("d_loss", opt_d, disc)):
             opt_g.zero_grad(), opt_d.zero_grad()
-            out[name].backward()
+            out[name].backward(inputs=list(net.parameters()), retain_graph=name == "loss")
             opt.step()
 
     return step

@@ -8,7 +8,6 @@ Usage: python bench/tokenizer_width.py [--steps 60]
 """
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import time
@@ -50,19 +49,17 @@ def seconds_per_step(widths: tuple[int, ...], bf16: bool, steps: int, warm: int 
     fast = dict(memory_format=torch.channels_last)
     model = tokenizer(widths).to(**fast)
     disc = vqvae.Discriminator().to(**fast)
-    opts = [train.optimizer(m, v) for m in (model, disc)]
+    objectives = [("loss", train.optimizer(model, v)), ("d_loss", train.optimizer(disc, v))]
     size = P.data.image_size
     x = (torch.rand(v.batch_size, 3, size, size) * 2 - 1).contiguous(memory_format=torch.channels_last)
-    for i in range(warm + steps):
-        if i == warm:
-            start = time.perf_counter()
-        with torch.autocast("cpu", torch.bfloat16) if bf16 else contextlib.nullcontext():
-            out = vqvae.losses(model, disc, x, v.perceptual_weight, v.adversarial_weight, True, None, v.edge_weight)
-        for opt in opts:
-            opt.zero_grad()
-        (out["loss"] + out["d_loss"]).backward()
-        for opt in opts:
-            opt.step()
+
+    def losses(it: int) -> dict[str, torch.Tensor]:
+        return vqvae.losses(model, disc, x, v.perceptual_weight, v.adversarial_weight, True, None, v.edge_weight)
+
+    autocast = torch.bfloat16 if bf16 else None
+    train.fit(losses, objectives, warm, v.lr, autocast=autocast)
+    start = time.perf_counter()
+    train.fit(losses, objectives, steps, v.lr, autocast=autocast)
     return (time.perf_counter() - start) / steps
 
 

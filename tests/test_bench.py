@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from vqgen import checkpoint, config
 from vqgen.data import images
@@ -36,6 +37,17 @@ def test_the_gpu_benchmark_runs_tiny_on_a_cpu_and_counts_the_transformers_flops_
         assert model["flops_per_step"] == 3 * forward, name  # backward costs twice the forward
         assert model["tokens_per_second"] == model["tokens_per_step"] / model["seconds_per_step"]
         assert model["of_matmul"] == model["flop_per_second"] / out["matmul_flop_per_second"]
+
+
+def test_the_shared_discriminator_pass_saves_at_least_one_discriminator_forward_a_step():
+    out = bench_json("discriminator_pass", "--steps", "1", "--rounds", "1")
+    p = config.Params()
+    x = torch.rand(p.vqvae.batch_size, 3, p.data.image_size, p.data.image_size)
+    with FlopCounterMode(display=False) as counter:
+        vqvae.Discriminator()(x)
+    saved = out["former_gflop_per_step"] - out["shared_gflop_per_step"]
+    assert saved * 1e9 >= counter.get_total_flops() > 0
+    assert out["speedup"] == out["former_seconds_per_step"] / out["shared_seconds_per_step"]
 
 
 def load_bench(name: str):

@@ -164,7 +164,7 @@ def test_the_edge_weighted_pixel_loss_weighs_an_error_on_a_line_by_one_plus_four
     assert out["mse"].item() == pytest.approx(torch.nn.functional.mse_loss(recon, image).item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("weights, passes", [((0.0, 0.0), 0), ((0.1, 0.0), 3), ((0.0, 0.1), 3), ((0.1, 0.1), 3)])
+@pytest.mark.parametrize("weights, passes", [((0.0, 0.0), 0), ((0.1, 0.0), 2), ((0.0, 0.1), 2), ((0.1, 0.1), 2)])
 def test_the_discriminator_sees_each_image_once_and_rests_when_its_losses_weigh_nothing(weights, passes):
     torch.manual_seed(0)
     model, disc = vqvae.VQVAE(tiny()), vqvae.Discriminator(channels=8)
@@ -177,8 +177,8 @@ def test_the_discriminator_sees_each_image_once_and_rests_when_its_losses_weigh_
     assert len(seen) == passes and ("d_loss" in out) == bool(passes)
     if passes:
         recon = model(x)[0]
-        assert torch.equal(seen[0], x) and torch.allclose(seen[1], recon) and torch.allclose(seen[2], recon)
-        assert seen[1].requires_grad and not seen[2].requires_grad  # the generator's pass, the critic's pass
+        assert torch.equal(seen[0], x) and torch.allclose(seen[1], recon)
+        assert seen[1].requires_grad  # one pass over the reconstruction serves the generator and the critic
         if weights[0]:
             distance = perceptual.feature_distance(disc(x)[1], disc(recon)[1])
             assert out["perceptual"].item() == pytest.approx(distance.item(), rel=1e-5)

@@ -59,6 +59,29 @@ def test_the_gan_step_updates_each_network_on_its_own_loss_only():
     assert vqvae.losses(model, disc, x, 0.1, 0.1, use_disc=True)["d_loss"].item() < 0.5 * first  # it learns
 
 
+def test_the_gan_step_applies_the_gradients_of_separate_passes_for_each_network():
+    """The tokenizer's and the discriminator's losses share one pass over the reconstruction; each
+    network still steps on the gradient it would get from its own pass (the critic's over a detached
+    copy), and on nothing of the other's loss."""
+    torch.manual_seed(0)
+    model = vqvae.VQVAE(vqvae.VQVAEConfig(channels=8, downsample=4, codebook_size=16, code_dim=8))
+    disc = vqvae.Discriminator(channels=8)
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    model.train()(x)
+    model.eval()  # the codebook stays put: both formulations see the same reconstruction
+    out = vqvae.losses(model, disc, x, 0.1, 0.1, use_disc=True)
+    want_g = torch.autograd.grad(out["loss"], list(model.parameters()), allow_unused=True)
+    recon = model(x)[0].detach()
+    want_d = torch.autograd.grad(vqvae.hinge_d_loss(disc(x)[0], disc(recon)[0]), list(disc.parameters()))
+    before_g, before_d = ([p.detach().clone() for p in m.parameters()] for m in (model, disc))
+    opt_g, opt_d = torch.optim.SGD(model.parameters(), lr=0.1), torch.optim.SGD(disc.parameters(), lr=0.1)
+    losses = lambda it: vqvae.losses(model, disc, x, 0.1, 0.1, use_disc=True)  # noqa: E731
+    train.fit(losses, [("loss", opt_g), ("d_loss", opt_d)], 1, 0.1, grad_clip=0.0)
+    for p, p0, g in [*zip(model.parameters(), before_g, want_g), *zip(disc.parameters(), before_d, want_d)]:
+        assert torch.allclose(p, p0 if g is None else p0 - 0.1 * g, rtol=0, atol=1e-6)
+    assert any(not torch.equal(p, p0) for p, p0 in zip(disc.parameters(), before_d))
+
+
 def gan_run(path, every, crash_at=None):
     """A tiny VQ-VAE and discriminator trained on a seeded stream of flipped batches, with dropout-like
     noise from torch's own generator; raises at step `crash_at` as a killed run would stop."""

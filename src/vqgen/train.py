@@ -200,7 +200,9 @@ def fit(
     preview_every: int = 0,
 ) -> dict[str, float]:
     """Run `max_iters` iterations; each computes `losses(it)` and, for each (name, optimizer) in
-    `objectives`, steps that optimizer on the gradient of that loss. Returns the last losses.
+    `objectives`, steps that optimizer on the gradient of that loss with respect to its own parameters
+    only, so that the losses may share passes (the tokenizer's and its discriminator's share the pass
+    over the reconstruction). Returns the last losses.
 
     With `resume`, a run saved by an earlier, killed call carries on from its last save (its logged
     losses are passed to `on_step` again first), and the state is saved every `resume.every` steps.
@@ -221,15 +223,14 @@ def fit(
         rate = cosine_lr(it, max_iters, lr, min(warmup, max_iters // 10 + 1), lr_floor)
         with torch.autocast(device, autocast) if autocast else contextlib.nullcontext():
             named = losses(it)
-        for name, opt in objectives:
-            if name not in named:
-                continue
+        stepped = [(name, opt) for name, opt in objectives if name in named]
+        for i, (name, opt) in enumerate(stepped):
             for _, other in objectives:
                 other.zero_grad(set_to_none=True)
-            named[name].backward()
+            params = [p for g in opt.param_groups for p in g["params"]]
+            named[name].backward(inputs=params, retain_graph=i + 1 < len(stepped))
             for group in opt.param_groups:
                 group["lr"] = rate
-            params = [p for g in opt.param_groups for p in g["params"]]
             distributed.average([p.grad for p in params if p.grad is not None])
             if grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)

@@ -309,8 +309,9 @@ def losses(
 
     The perceptual term compares unit-normalised features of the frozen network `features` when
     given (from the first step), else the discriminator's (once it is on). The discriminator sees
-    each of x, the reconstruction and its detached copy once, and nothing when none of its losses
-    weighs anything."""
+    x and the reconstruction once each, and nothing when none of its losses weighs anything; its
+    `d_loss` reads the same pass over the reconstruction as the perceptual and adversarial terms, so
+    it must be stepped on the discriminator's parameters only (`train.fit` steps each loss so)."""
     recon, _, qloss = model(x)
     mse = F.mse_loss(recon, x)
     out = {"mse": mse, "quantizer": qloss}
@@ -325,7 +326,7 @@ def losses(
         if perceptual_weight and features is None:
             out["perceptual"] = perceptual.feature_distance(real_feats, fake_feats)
             rec = rec + perceptual_weight * out["perceptual"]
-        out["d_loss"] = hinge_d_loss(logits_real, disc(recon.detach())[0])
+        out["d_loss"] = hinge_d_loss(logits_real, logits_fake)
     loss = rec + qloss
     if judged and adversarial_weight:
         out["adversarial"] = -logits_fake.mean()

@@ -1,0 +1,77 @@
+"""Benchmark: the tokenizer's training step (bf16, channels-last, the discriminator on) as `train.fit`
+steps it, its loss and the discriminator's sharing one pass over the reconstruction and each backward
+reaching only its own network's weights, against the former step (a second pass over a detached copy
+for the discriminator, each backward through every weight). Both compute the same gradients bit for
+bit (tests/test_train.py); this counts their FLOPs and times them in turn, in the same run.
+
+Prints JSON. Usage: python bench/discriminator_pass.py [--steps 20] [--rounds 3]
+"""
+
+import argparse
+import json
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from vqgen import train
+from vqgen.config import Params
+from vqgen.models import vqvae
+
+
+def steps(shared: bool):
+    """A function doing one training step of a fresh default tokenizer and discriminator."""
+    torch.manual_seed(0)
+    v, fast = Params().vqvae, dict(memory_format=torch.channels_last)
+    model, disc = vqvae.VQVAE(v.model_config()).to(**fast), vqvae.Discriminator().to(**fast)
+    opts = {"loss": (model, train.optimizer(model, v)), "d_loss": (disc, train.optimizer(disc, v))}
+    x = (torch.rand(v.batch_size, 3, 64, 64) * 2 - 1).contiguous(**fast)
+    seen = []  # the discriminator's (input, logits): of x, then of the reconstruction
+    disc.register_forward_hook(lambda module, args, result: seen.append((args[0], result[0])))
+
+    def step():
+        seen.clear()
+        with torch.autocast("cpu", torch.bfloat16):
+            out = vqvae.losses(model, disc, x, v.perceptual_weight, v.adversarial_weight, True, None, v.edge_weight)
+            if not shared:  # the former third pass
+                out["d_loss"] = vqvae.hinge_d_loss(seen[0][1], disc(seen[1][0].detach())[0])
+        for name, (net, opt) in opts.items():
+            for _, other in opts.values():
+                other.zero_grad(set_to_none=True)
+            if shared:
+                out[name].backward(inputs=list(net.parameters()), retain_graph=name == "loss")
+            else:
+                out[name].backward()
+            opt.step()
+
+    return step
+
+
+def main(n: int, rounds: int) -> None:
+    train.setup(0)
+    runs = {"shared": steps(True), "former": steps(False)}
+    flops = {}
+    for name, step in runs.items():
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops[name] = counter.get_total_flops()
+    best = {name: float("inf") for name in runs}
+    for _ in range(rounds):  # in turn, so that a drift of the machine's speed hits both
+        for name, step in runs.items():
+            start = time.perf_counter()
+            for _ in range(n):
+                step()
+            best[name] = min(best[name], (time.perf_counter() - start) / n)
+    out = {f"{k}_gflop_per_step": v / 1e9 for k, v in flops.items()}
+    out |= {f"{k}_seconds_per_step": v for k, v in best.items()}
+    out["speedup"] = best["former"] / best["shared"]
+    out["threads"] = torch.get_num_threads()
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    main(args.steps, args.rounds)
