@@ -40,17 +40,13 @@ def tokenizer_step(p: Params, device: str):
     v = p.vqvae
     fast = dict(device=device, memory_format=torch.channels_last)
     model, disc = vqvae.VQVAE(v.model_config()).to(**fast), vqvae.Discriminator().to(**fast)
-    opt_g, opt_d = train.optimizer(model, v), train.optimizer(disc, v)
+    objectives = [("loss", train.optimizer(model, v)), ("d_loss", train.optimizer(disc, v))]
     x = torch.rand(v.batch_size, 3, 64, 64, device=device).mul(2).sub(1).contiguous(memory_format=torch.channels_last)
 
-    def step():  # as train.fit steps it
-        out = vqvae.losses(model, disc, x, v.perceptual_weight, v.adversarial_weight, True, None, v.edge_weight)
-        for name, opt, net in (("loss", opt_g, model), ("d_loss", opt_d, disc)):
-            opt_g.zero_grad(), opt_d.zero_grad()
-            out[name].backward(inputs=list(net.parameters()), retain_graph=name == "loss")
-            opt.step()
+    def losses(it: int) -> dict[str, torch.Tensor]:
+        return vqvae.losses(model, disc, x, v.perceptual_weight, v.adversarial_weight, True, None, v.edge_weight)
 
-    return step
+    return lambda: train.fit(losses, objectives, 1, v.lr)  # one step as the stage takes it, under the caller's autocast
 
 
 def judge_step(p: Params, device: str):
