@@ -6,10 +6,11 @@ twice by its own stage, `vqgen train_<prior>`, in a scratch copy of the run: con
 data's attributes and not. Each is judged on `evaluate.num_samples` samples without a request,
 drawn as the sampling stage draws them (each of a conditioned prior's asks for the attributes of a
 random training image, guided at `mix_guidance`), and, where conditioned, on as many under the
-empty request: fd, precision, recall, and the attributes whose rate is off the reconstructions'
-by more than a third. The run's judge, tokenizer and tokens serve every arm. The arms train with
-`--threads` threads: at another count than the run's, the seed-0 arm's weights differ from the
-run's in the last bits. Prints JSON, one object per arm.
+empty request: fd, precision, recall, and the attributes whose rate is off the reconstructions' by
+more than a third (`off`), and those also off beyond sampling noise (`surely_off`). The run's
+judge, tokenizer and tokens serve every arm. The arms train with `--threads` threads: at another
+count than the run's, the seed-0 arm's weights differ from the run's in the last bits. Prints JSON,
+one object per arm.
 
 Usage, in a workspace after `dvc repro` (each arm trains a prior: minutes on a CPU):
     python bench/conditioning.py --prior ar --seeds 0 1 2
@@ -27,7 +28,7 @@ from pathlib import Path
 import torch
 
 from vqgen import config, layout
-from vqgen.evaluate import rates_off
+from vqgen.evaluate import SURE, rates_off
 from vqgen.judge import Judge
 from vqgen.pipeline import Pipeline
 
@@ -52,7 +53,13 @@ def judged(judge: Judge, images, reachable: dict[str, float]) -> dict:
     measured = judge.measure(images)
     rates = {k[len("rate_") :]: v for k, v in judge.rates(judge.view(images)).items()}
     off = rates_off(rates, reachable)
-    return {**{k: measured[k] for k in ("fd", "precision", "recall")}, "rates_off": len(off), "off": off}
+    surely = rates_off(rates, reachable, z=SURE, counts=(judge.n, judge.n))
+    return {
+        **{k: measured[k] for k in ("fd", "precision", "recall")},
+        "rates_off": len(off),
+        "off": off,
+        "surely_off": surely,
+    }
 
 
 def judging(run: Path, threads: int) -> tuple[config.Params, Judge, dict[str, float]]:

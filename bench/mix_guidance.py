@@ -4,7 +4,8 @@ of the attributes they draw (`mix_guidance`), against the empty request.
 For each prior and sampling seed: `evaluate.num_samples` samples asking each for the attributes of
 a random training image at each guidance scale, and as many asking for nothing; for each set its
 fd, precision and recall against the test images and the attributes whose rate is off the
-reconstructions' by more than a third (`rates_off`). Prints JSON, one object per set.
+reconstructions' by more than a third (`rates_off`, `off`), and those also off beyond sampling
+noise (`surely_off`). Prints JSON, one object per set.
 
 Usage, in a workspace after `dvc repro`:
     python bench/mix_guidance.py [--scales 1 1.5 2 2.5 3] [--seeds 0 1] [--priors diffusion --temperature 1]

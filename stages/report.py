@@ -10,9 +10,9 @@ from stages import common
 from vqgen import layout, render
 from vqgen.config import Params
 from vqgen.data import samples
-from vqgen.evaluate import rates_off
+from vqgen.evaluate import SURE, rates_off, rates_off_by_chance
 
-PARAMS = ("evaluate.num_samples",)  # shown in the report's notes
+PARAMS = ("evaluate.num_samples",)  # shown in the report's notes, and the counts behind the rates
 COLUMNS = (
     "fd",
     "precision",
@@ -79,15 +79,17 @@ def run(p: Params) -> None:
         },
     }
     rates = {"real test images": _rates(base, "test_"), "their VQ-VAE reconstructions": _rates(base, "recon_")}
-    frontier, guidance, off = {}, {}, {}
+    frontier, guidance, off, surely = {}, {}, {}, {}
+    reachable, n = rates["their VQ-VAE reconstructions"], p.evaluate.num_samples
     for section in PRIORS:
         points = json.loads((layout.METRICS / "frontier" / f"{section}.json").read_text())
         name = "autoregressive prior" if section == "ar" else f"{points[0]['prior']} diffusion prior"
         rows[name] = {**_metrics(f"sample_{section}"), "bits_per_token": _metrics(section)["val_bits_per_token"]}
         rates[name] = _rates(rows[name], "")
         if "balanced_accuracy" in judge:  # a judge of attributes (none seen: none off)
-            off[section] = len(rates_off(rates[name], rates["their VQ-VAE reconstructions"]))
+            off[section] = len(rates_off(rates[name], reachable))
             rows[name]["rates_off"] = off[section]
+            surely[section] = (name, rates_off(rates[name], reachable, z=SURE, counts=(n, n)))
         frontier[name] = points
         sweep = json.loads((layout.METRICS / "guidance" / f"{section}.json").read_text())
         if sweep and all("cond_accuracy" in q for q in sweep):
@@ -137,10 +139,24 @@ def run(p: Params) -> None:
             "Attribute rates: the share of each image set in which the judge calls each attribute it sees "
             "(balanced accuracy of at least 0.8 on real test images), unconditional samples; the "
             "reconstructions' rates are what a prior over these tokens can reach; `rates_off` counts a prior's "
-            "attributes whose rate is off theirs by more than a third."
+            "attributes whose rate is off theirs by more than a third. With "
+            f"{n} images a set, a prior drawing exactly the reconstructions' rates would be off in "
+            f"{rates_off_by_chance(reachable.values(), n, n):.1f} on average, from sampling noise alone; off by "
+            f"a third and by more than {SURE:g} standard errors of the difference (by chance "
+            f"{rates_off_by_chance(reachable.values(), n, n, z=SURE):.2f}): "
+            + "; ".join(f"{name} {len(names)} ({', '.join(names) or 'none'})" for name, names in surely.values())
+            + "."
         )
     names = tuple(dict.fromkeys(k for r in rates.values() for k in r))
     tables = [(rows, COLUMNS)] + ([(rates, names)] if names else [])
     shown = tuple((caption, f) for caption, f in FIGURES if f != "guidance.png" or guidance)
     render.report(layout.FIGURES / "report.md", "vqgen: comparison report", tables, notes, shown)
-    common.write_metrics("report", {f"rates_off_{section}": n for section, n in off.items()})
+    chance = {"rates_off_chance": rates_off_by_chance(reachable.values(), n, n)} if off else {}
+    common.write_metrics(
+        "report",
+        {
+            **{f"rates_off_{section}": count for section, count in off.items()},
+            **{f"rates_surely_off_{section}": len(names) for section, (_, names) in surely.items()},
+            **chance,
+        },
+    )

@@ -210,6 +210,27 @@ def test_rates_off_names_the_attributes_off_the_reachable_rate_by_more_than_a_th
     assert evaluate.rates_off(rates, reachable, share=0.5) == ["Eyeglasses"]
 
 
+def test_rates_surely_off_are_those_off_by_more_than_z_standard_errors_of_the_difference():
+    reachable = {"Eyeglasses": 0.06, "Smiling": 0.4}
+    rates = {"Eyeglasses": 0.02, "Smiling": 0.54}
+    # over 400 images each: standard errors sqrt(p(1 - p) 2/400) at the pooled p = 0.04 and 0.47
+    assert evaluate.rates_off(rates, reachable, z=2, counts=(400, 400)) == ["Eyeglasses", "Smiling"]  # 2.9, 4.0
+    assert evaluate.rates_off(rates, reachable, z=3, counts=(400, 400)) == ["Smiling"]
+    assert evaluate.rates_off(rates, reachable, z=3, counts=(100, 100)) == []  # 1.4, 2.0: noise explains both
+
+
+def test_rates_off_by_chance_is_the_expected_count_for_samples_drawn_at_the_reachable_rates():
+    # one image a set at rate 0.5: off when (sample, reconstruction) is (1, 0) or (0, 1), each a quarter
+    assert evaluate.rates_off_by_chance([0.5], 1, 1) == pytest.approx(0.5)
+    assert evaluate.rates_off_by_chance([0.5], 1, 1, z=2) == 0  # 1 is 1.41 standard errors
+    assert evaluate.rates_off_by_chance([0.0, 1.0], 400, 400) == pytest.approx(0, abs=1e-9)
+    reachable, rng = np.array([0.04, 0.1, 0.45]), np.random.default_rng(0)
+    drawn = rng.binomial(400, reachable, (20000, 3)) / 400, rng.binomial(300, reachable, (20000, 3)) / 300
+    simulated = (np.abs(drawn[0] - drawn[1]) > drawn[1] / 3).sum(1).mean()
+    assert evaluate.rates_off_by_chance(reachable, 400, 300) == pytest.approx(simulated, abs=0.02)
+    assert evaluate.rates_off_by_chance(reachable, 4000, 3000) < 0.1 < simulated  # more images, less noise
+
+
 def test_labelled_rows_show_each_picture_at_twice_its_size_in_its_row_under_the_title(tmp_path):
     red, blue = np.zeros((3, 8, 8, 3), np.uint8), np.zeros((3, 8, 8, 3), np.uint8)
     red[..., 0], blue[..., 2] = 255, 255

@@ -130,12 +130,21 @@ def test_dvc_repro_end_to_end(run_copy):
     assert [row["steps"] for row in frontier] == [3, 4, 8, 12, 16] and frontier[0]["prior"] == "masked"
     assert [row["mean_steps"] for row in frontier] == [3, 4, 8, 12, 16]  # a 4x4 grid: every step decides a token
     assert {"floor_fd", "rfd", "recon_precision", "recon_rates_off"} <= set(metrics["baselines"])
-    assert set(metrics["report"]) == {"rates_off_ar", "rates_off_diffusion", "seconds"}
+    assert set(metrics["report"]) == {
+        *(f"rates_{off}_{prior}" for off in ("off", "surely_off") for prior in ("ar", "diffusion")),
+        "rates_off_chance",
+        "seconds",
+    }
+    n = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["num_samples"]  # images a set
     for prior in ("ar", "diffusion"):  # the attributes whose rate is off the reconstructions' by more than a third
-        rates = {n: metrics[f"sample_{prior}"][n] for n in seen}  # seen: rate_<attribute>
-        recon = {n: metrics["baselines"][f"recon_{n}"] for n in seen}
-        off = sum(abs(rates[n] - recon[n]) > recon[n] / 3 for n in seen)
-        assert metrics["report"][f"rates_off_{prior}"] == off, prior
+        rates = {a: metrics[f"sample_{prior}"][a] for a in seen}  # seen: rate_<attribute>
+        recon = {a: metrics["baselines"][f"recon_{a}"] for a in seen}
+        off = [a for a in seen if abs(rates[a] - recon[a]) > recon[a] / 3]
+        assert metrics["report"][f"rates_off_{prior}"] == len(off), prior
+        pooled = {a: (rates[a] + recon[a]) / 2 for a in off}
+        surely = [a for a in off if abs(rates[a] - recon[a]) > 3 * (pooled[a] * (1 - pooled[a]) * 2 / n) ** 0.5]
+        assert metrics["report"][f"rates_surely_off_{prior}"] == len(surely), prior
+    assert 0 < metrics["report"]["rates_off_chance"] < len(seen)
     report = (repo / "figures/report.md").read_text()
     assert "autoregressive prior" in report and "masked diffusion prior" in report and "](diffusion.gif)" in report
     assert "Data and pipelines are up to date" in run([*dvc, "status"], repo, env)

@@ -279,6 +279,7 @@ class Prior(Optimised):
 
 @dataclass
 class AR(Prior):
+    temperature: float = _f(0.9, "sampling temperature")  # lower fd, fewer attributes off than 1.0 (docs/priors.md)
     top_k: int = _f(0, "sample only among the k most likely tokens (0: all)")
     min_p: float = _min_p(0.1)  # cond_fd 66 -> 46 at equal cond_accuracy (docs/priors.md)
     guidance: float = _guidance(6.5)  # cond_accuracy >= 0.9 at cond_fd within 1.2x the fd, with min_p (docs/priors.md)

@@ -75,10 +75,53 @@ def attribute_tv(p: np.ndarray, q: np.ndarray, seen: np.ndarray | None = None) -
     return float(np.abs(p - q).mean()) if p.size else 0.0
 
 
-def rates_off(rates: dict[str, float], reachable: dict[str, float], share: float = 1 / 3) -> list[str]:
+SURE = 3.0  # standard errors of a difference of rates beyond which sampling noise does not explain it
+
+
+def _off(x, y, n: int, m: int, share: float, z: float):
+    """Whether a rate x counted over n images is off a reachable rate y counted over m by more than
+    `share` of y and, at z > 0, by more than z standard errors of the difference of the two (pooled)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    off = np.abs(x - y) > share * y
+    if z > 0:
+        pooled = (n * x + m * y) / (n + m)
+        off &= np.abs(x - y) > z * np.sqrt(pooled * (1 - pooled) * (1 / n + 1 / m))
+    return off
+
+
+def rates_off(
+    rates: dict[str, float],
+    reachable: dict[str, float],
+    share: float = 1 / 3,
+    *,
+    z: float = 0.0,
+    counts: tuple[int, int] | None = None,
+) -> list[str]:
     """The attributes whose rate (the share of a set in which the judge calls them) is off the rate a
-    prior can reach (that of the reconstructions) by more than `share` of it."""
-    return [name for name, r in reachable.items() if name in rates and abs(rates[name] - r) > share * r]
+    prior can reach (that of the reconstructions) by more than `share` of it; at z > 0 only those also
+    off by more than z standard errors, the rates counted over `counts` = (n, m) images: the ones
+    sampling noise does not explain."""
+    assert z == 0 or counts, "how many images each rate is counted over sets its noise"
+    n, m = counts or (1, 1)
+    return [name for name, r in reachable.items() if name in rates and _off(rates[name], r, n, m, share, z)]
+
+
+def rates_off_by_chance(reachable: Iterable[float], n: int, m: int, share: float = 1 / 3, z: float = 0.0) -> float:
+    """How many attributes `rates_off` names, on average, for a prior whose samples have exactly the
+    reachable rates, its rates counted over n samples and the reachable ones over m images: the floor
+    that sampling noise alone sets. Exact, over the two binomial counts of every attribute."""
+    total = 0.0
+    for r in reachable:
+        px, py = (
+            torch.distributions.Binomial(k, probs=torch.tensor(float(r), dtype=torch.float64))
+            .log_prob(torch.arange(k + 1, dtype=torch.float64))
+            .exp()
+            .numpy()
+            for k in (n, m)
+        )
+        off = _off(np.arange(n + 1)[:, None] / n, np.arange(m + 1)[None, :] / m, n, m, share, z)
+        total += float((px[:, None] * py[None, :] * off).sum())
+    return total
 
 
 def balanced_accuracy(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
