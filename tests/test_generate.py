@@ -162,11 +162,11 @@ def test_settings_come_from_the_defaults_the_checkpoint_params_yaml_and_the_call
 
     run, prior = trained_run.path, tmp_path / "diffusion.safetensors"
     model, meta = checkpoint.load(run / layout.DIFFUSION, Transformer, TransformerConfig)
-    guided = {"guidance": 2.5, "guidance_schedule": "constant"}
+    guided = {"guidance": 2.25, "guidance_schedule": "constant"}
     assert meta["sampling"] == {
         "temperature": 0.7,
         "min_p": 0.0,
-        "steps": 12,
+        "steps": 4,
         "confidence_noise": 4.5,
         "order": "halton",
         **guided,
@@ -174,7 +174,7 @@ def test_settings_come_from_the_defaults_the_checkpoint_params_yaml_and_the_call
     meta.pop("config")
     checkpoint.save(prior, model, model.cfg, **{**meta, "sampling": {**meta["sampling"], "temperature": 0.5}})
     alone = Pipeline(run / layout.VQVAE, diffusion=prior, device="cpu")  # no params.yaml: the checkpoint's
-    at = {"temperature": 0.5, "min_p": 0.0, "steps": 12, "confidence_noise": 4.5, "order": "halton", **guided}
+    at = {"temperature": 0.5, "min_p": 0.0, "steps": 4, "confidence_noise": 4.5, "order": "halton", **guided}
     assert alone.settings("diffusion") == at
     # a conditioned checkpoint written without its training attributes: without a request, the empty one
     assert alone.priors["diffusion"].data_attributes is None
@@ -327,7 +327,7 @@ def test_info_lists_every_model_with_its_size_grid_tokenizer_and_metrics(trained
     assert r.stdout.count(f"trained on the tokens of tokenizer {sha} (the run's)") == 2
     fd = json.loads((trained_run.path / "metrics/sample_ar.json").read_text())["fd"]
     assert f"fd {fd:.3g}" in r.stdout
-    on_request = "; on request guidance 2.5, guidance_schedule constant"
+    on_request = "; on request guidance 2.25, guidance_schedule constant"
     assert (
         f"samples with temperature 0.7, min_p 0.0, steps 3, confidence_noise 4.5, order halton{on_request}" in r.stdout
     )
