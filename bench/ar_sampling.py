@@ -74,7 +74,7 @@ def gpt2(layers: int, heads: int, width: int, vocab: int, positions: int, device
 
 
 def recompute(model, grid, n, generator):
-    """nanoGPT's sampling: the whole prefix again at every step, with the sampler's own draw."""
+    """nanoGPT's sampling: the whole prefix again at every step, with the sampler's own draw (temperature 1)."""
     from vqgen.priors.base import categorical
 
     seq = torch.full((n, 1), model.cfg.out_size, dtype=torch.long)
@@ -122,7 +122,7 @@ def main(repeats: int, device: str, quick: bool, compiled: bool, bf16: bool = Fa
         start = torch.full((batch, 1), 256, dtype=torch.long, device=device)
 
         def ours():
-            prior.sample(batch)
+            prior.sample(batch, temperature=1.0)  # as `generate` draws by default
 
         def generate():
             peer.generate(
@@ -167,7 +167,7 @@ def main(repeats: int, device: str, quick: bool, compiled: bool, bf16: bool = Fa
         )
     model = PRIORS["ar"].create(256, (8, 8), n_layer=4, n_head=4, n_embd=128)
     model.model.eval()
-    same = (model.sample(16, generator=torch.Generator().manual_seed(0)).tokens) == recompute(
+    same = (model.sample(16, generator=torch.Generator().manual_seed(0), temperature=1.0).tokens) == recompute(
         model.model, (8, 8), 16, torch.Generator().manual_seed(0)
     )
     report = {

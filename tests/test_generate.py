@@ -71,7 +71,7 @@ def test_generate_on_request_draws_the_pipelines_guided_images(trained_run, tmp_
     r = vqgen("generate", "--run", trained_run.path, "--n", 4, "--seed", 2, "--out", out, *args)
     assert r.exit_code == 0, r.output
     assert (
-        "the ar prior asked for Eyeglasses=1, Male=0, temperature 1.0, top_k 0, min_p 0.1, guidance 2.0, "
+        "the ar prior asked for Eyeglasses=1, Male=0, temperature 0.9, top_k 0, min_p 0.1, guidance 2.0, "
         "guidance_schedule linear" in r.stdout
     )
     pipe = Pipeline.from_run(trained_run.path, "cpu")

@@ -114,7 +114,7 @@ def test_dvc_repro_end_to_end(run_copy):
         }
         sweep = json.loads((repo / "metrics/guidance" / f"{name[7:]}.json").read_text())
         configured = yaml.safe_load((repo / "params.yaml").read_text())[name[7:]]["guidance"]
-        expected = {"sample_ar": [1.0, 1.5, 2.0, 3.0, 5.0, 6.5], "sample_diffusion": [1.0, 1.5, 2.0, 2.5, 3.0, 5.0]}
+        expected = {"sample_ar": [1.0, 1.5, 2.0, 3.0, 5.0, 5.5], "sample_diffusion": [1.0, 1.5, 2.0, 2.25, 3.0, 5.0]}
         assert [q["guidance"] for q in sweep] == expected[name]  # the sweep's scales and the configured one
         by_scale = {q["guidance"]: q for q in sweep}
         assert by_scale[configured]["cond_fd"] == metrics[name]["cond_fd"]

@@ -475,7 +475,7 @@ def test_each_samplers_keyword_defaults_are_params_yamls_defaults_and_its_checkp
         section = config.AR() if name == "ar" else config.Diffusion()
         assert set(cls.settings) <= {f.name for f in dataclasses.fields(section)}, name
         assert cls.defaults() == {key: getattr(section, key) for key in cls.settings}, name
-    assert PRIORS["masked"].defaults()["temperature"] == 0.7 and PRIORS["uniform"].defaults()["steps"] == 12
+    assert PRIORS["masked"].defaults()["temperature"] == 0.7 and PRIORS["uniform"].defaults()["steps"] == 4
     prior = tiny("masked")
     prior.sampling["temperature"] = 0.9  # what an older release's defaults would have been
     checkpoint.save(tmp_path / "p.safetensors", prior.model, prior.model.cfg, **prior.metadata())
