@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from vqgen import config, layout
-from vqgen.evaluate import SURE, rates_off
+from vqgen.evaluate import rates_off
 from vqgen.judge import Judge
 from vqgen.pipeline import Pipeline
 
@@ -53,7 +53,7 @@ def judged(judge: Judge, images, reachable: dict[str, float]) -> dict:
     measured = judge.measure(images)
     rates = {k[len("rate_") :]: v for k, v in judge.rates(judge.view(images)).items()}
     off = rates_off(rates, reachable)
-    surely = rates_off(rates, reachable, z=SURE, counts=(judge.n, judge.n))
+    surely = rates_off(rates, reachable, counts=(judge.n, judge.n))
     return {
         **{k: measured[k] for k in ("fd", "precision", "recall")},
         "rates_off": len(off),

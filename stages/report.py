@@ -79,17 +79,17 @@ def run(p: Params) -> None:
         },
     }
     rates = {"real test images": _rates(base, "test_"), "their VQ-VAE reconstructions": _rates(base, "recon_")}
-    frontier, guidance, off, surely = {}, {}, {}, {}
+    frontier, guidance, off = {}, {}, {}  # off: {section: (name, attributes off, those beyond noise)}
     reachable, n = rates["their VQ-VAE reconstructions"], p.evaluate.num_samples
+    chance = rates_off_by_chance(reachable.values(), n, n)  # the count noise alone gives
     for section in PRIORS:
         points = json.loads((layout.METRICS / "frontier" / f"{section}.json").read_text())
         name = "autoregressive prior" if section == "ar" else f"{points[0]['prior']} diffusion prior"
         rows[name] = {**_metrics(f"sample_{section}"), "bits_per_token": _metrics(section)["val_bits_per_token"]}
         rates[name] = _rates(rows[name], "")
         if "balanced_accuracy" in judge:  # a judge of attributes (none seen: none off)
-            off[section] = len(rates_off(rates[name], reachable))
-            rows[name]["rates_off"] = off[section]
-            surely[section] = (name, rates_off(rates[name], reachable, z=SURE, counts=(n, n)))
+            off[section] = (name, rates_off(rates[name], reachable), rates_off(rates[name], reachable, counts=(n, n)))
+            rows[name]["rates_off"] = len(off[section][1])
         frontier[name] = points
         sweep = json.loads((layout.METRICS / "guidance" / f"{section}.json").read_text())
         if sweep and all("cond_accuracy" in q for q in sweep):
@@ -141,22 +141,21 @@ def run(p: Params) -> None:
             "reconstructions' rates are what a prior over these tokens can reach; `rates_off` counts a prior's "
             "attributes whose rate is off theirs by more than a third. With "
             f"{n} images a set, a prior drawing exactly the reconstructions' rates would be off in "
-            f"{rates_off_by_chance(reachable.values(), n, n):.1f} on average, from sampling noise alone; off by "
+            f"{chance:.1f} on average, from sampling noise alone; off by "
             f"a third and by more than {SURE:g} standard errors of the difference (by chance "
             f"{rates_off_by_chance(reachable.values(), n, n, z=SURE):.2f}): "
-            + "; ".join(f"{name} {len(names)} ({', '.join(names) or 'none'})" for name, names in surely.values())
+            + "; ".join(f"{name} {len(surely)} ({', '.join(surely) or 'none'})" for name, _, surely in off.values())
             + "."
         )
     names = tuple(dict.fromkeys(k for r in rates.values() for k in r))
     tables = [(rows, COLUMNS)] + ([(rates, names)] if names else [])
     shown = tuple((caption, f) for caption, f in FIGURES if f != "guidance.png" or guidance)
     render.report(layout.FIGURES / "report.md", "vqgen: comparison report", tables, notes, shown)
-    chance = {"rates_off_chance": rates_off_by_chance(reachable.values(), n, n)} if off else {}
     common.write_metrics(
         "report",
         {
-            **{f"rates_off_{section}": count for section, count in off.items()},
-            **{f"rates_surely_off_{section}": len(names) for section, (_, names) in surely.items()},
-            **chance,
+            **{f"rates_off_{section}": len(names) for section, (_, names, _) in off.items()},
+            **{f"rates_surely_off_{section}": len(surely) for section, (_, _, surely) in off.items()},
+            **({"rates_off_chance": chance} if off else {}),
         },
     )

@@ -94,15 +94,15 @@ def rates_off(
     reachable: dict[str, float],
     share: float = 1 / 3,
     *,
-    z: float = 0.0,
     counts: tuple[int, int] | None = None,
+    z: float = SURE,
 ) -> list[str]:
     """The attributes whose rate (the share of a set in which the judge calls them) is off the rate a
-    prior can reach (that of the reconstructions) by more than `share` of it; at z > 0 only those also
-    off by more than z standard errors, the rates counted over `counts` = (n, m) images: the ones
-    sampling noise does not explain."""
-    assert z == 0 or counts, "how many images each rate is counted over sets its noise"
+    prior can reach (that of the reconstructions) by more than `share` of it; given the `counts` = (n, m)
+    of images the two rates are counted over, only those also off by more than z standard errors:
+    the ones sampling noise does not explain."""
     n, m = counts or (1, 1)
+    z = z if counts else 0.0
     return [name for name, r in reachable.items() if name in rates and _off(rates[name], r, n, m, share, z)]
 
 
