@@ -34,17 +34,17 @@ from vqgen.pipeline import Pipeline
 
 
 @contextlib.contextmanager
-def arm(run: Path, section: str, seed: int, condition: bool, threads: int) -> Iterator[Path]:
-    """A scratch copy of the run (its data and tokenizer linked) with the prior trained at `seed`."""
-    with tempfile.TemporaryDirectory(prefix=f"{section}-{seed}-{condition}-") as tmp:
+def arm(run: Path, section: str, options: list[str], threads: int) -> Iterator[Path]:
+    """A scratch copy of the run (its data and tokenizer linked) with the prior of `section` trained by
+    `vqgen train_<section>` with the command-line `options` (`--ar.seed 1`, say)."""
+    with tempfile.TemporaryDirectory(prefix=f"{section}-") as tmp:
         scratch = Path(tmp)
         (scratch / "models").mkdir()
         (scratch / "params.yaml").write_text((run / "params.yaml").read_text())
         (scratch / "data").symlink_to((run / "data").resolve())
         (scratch / layout.VQVAE).symlink_to((run / layout.VQVAE).resolve())
-        flag = f"--{section}.condition" if condition else f"--no-{section}.condition"
         vqgen = str(Path(sys.executable).with_name("vqgen"))  # this environment's
-        command = [vqgen, f"train_{section}", f"--{section}.seed", str(seed), flag, "--compute.threads", str(threads)]
+        command = [vqgen, f"train_{section}", *options, "--compute.threads", str(threads)]
         subprocess.run(command, cwd=scratch, check=True)
         yield scratch
 
@@ -82,7 +82,8 @@ def main() -> None:
     p, judge, reachable = judging(args.run, args.threads)
     for seed in args.seeds:
         for condition in (True, False):
-            with arm(args.run, args.prior, seed, condition, args.threads) as scratch:
+            flag = f"--{args.prior}.condition" if condition else f"--no-{args.prior}.condition"
+            with arm(args.run, args.prior, [f"--{args.prior}.seed", str(seed), flag], args.threads) as scratch:
                 pipe = Pipeline.from_run(scratch, "cpu", priors=(args.prior,))
                 trained = json.loads((scratch / layout.METRICS / f"{args.prior}.json").read_text())
             drawn = pipe.generate(judge.n, args.prior, seed=p.sample.seed)

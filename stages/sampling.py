@@ -21,7 +21,6 @@ from vqgen.pipeline import Pipeline
 FRONTIER_STEPS = (4, 8, 12, 16)
 STRIP_TEMPERATURES = (0.7, 1.2)  # the blog's Figs 5 and 6: a low and a high temperature
 SHOWN = 9  # test images completed and inpainted, one 3x3 grid
-PER_CLASS = 16  # samples requesting each measured attribute present, and as many absent (cond_accuracy)
 
 
 def measure(pipe: Pipeline, section: str, judge: Judge, settings: dict, p: Params) -> dict:
@@ -88,12 +87,11 @@ def on_request(pipe: Pipeline, section: str, judge: Judge, settings: dict, seed:
         common.write_json(layout.METRICS / "guidance" / f"{section}.json", [])
         return {}
     sweep, scales = {}, sorted({*requests.SWEEP, settings["guidance"]})
-    per_class = min(PER_CLASS, max(2, judge.n // 8))
     with common.progress(len(scales), f"requests to the {prior.name} prior, guidance {scales}") as advance:
         for scale in scales:
             at = {**settings, "guidance": scale}
             sweep[scale] = {
-                **requests.cond_accuracy(pipe, section, judge, per_class, seed, **at),
+                **requests.cond_accuracy(pipe, section, judge, requests.per_class(judge.n), seed, **at),
                 "cond_fd": requests.cond_fd(pipe, section, judge, seed, **at),
             }
             advance()

@@ -199,3 +199,39 @@ def test_the_precision_benchmark_times_each_kind_of_work_in_fp32_and_in_bf16():
         "masked sampling batch",
     ]
     assert all(w["bf16_speedup"] == pytest.approx(w["fp32_s"] / w["bf16_s"]) for w in report["rows"])
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("trained_run")
+def test_the_prior_arms_study_retrains_the_runs_prior_to_its_measures_and_an_arm_with_other_settings(trained_run):
+    study = [sys.executable, "bench/prior_arms.py", "--prior", "ar", "--run", str(trained_run.path)]
+    r = subprocess.run(
+        [*study, "--arm", "", "--arm", "lr=0.01 max_iters=2", "--seeds", "0", "1"],
+        cwd=ROOT,
+        env=trained_run.env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(row["arm"], row.get("seed")) for row in rows] == [
+        ("", 0),
+        ("", 1),
+        ("", None),
+        ("lr=0.01 max_iters=2", 0),
+        ("lr=0.01 max_iters=2", 1),
+        ("lr=0.01 max_iters=2", None),
+    ]
+    own, other, mean = rows[:3]
+    run = json.loads((trained_run.path / "metrics/sample_ar.json").read_text())
+    # the run's own settings train its prior again: its samples and requests measure as the sampling stage's
+    assert [own[k] for k in ("fd", "recall", "cond_accuracy", "cond_fd")] == [
+        run[k] for k in ("fd", "recall", "cond_accuracy", "cond_fd")
+    ]
+    assert mean["fd"] == pytest.approx((own["fd"] + other["fd"]) / 2)
+    assert mean["fd_se"] == pytest.approx(abs(own["fd"] - other["fd"]) / 2)  # the standard error of two
+    assert mean["rates_off"] == pytest.approx((len(own["off"]) + len(other["off"])) / 2)
+    assert rows[5]["val_loss"] != mean["val_loss"]
+
+    bad = subprocess.run([*study, "--arm", "lr"], cwd=ROOT, env=trained_run.env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "'lr' is not key=value" in bad.stderr

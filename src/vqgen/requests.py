@@ -29,6 +29,13 @@ FIGURE = (  # the rows of a prior's figure of requests
 )
 MEASURED = ("Male", "Smiling", "Eyeglasses", "Blond_Hair", "Bald", "Wearing_Hat", "No_Beard", "Mustache", "Gray_Hair")
 SWEEP = (1.0, 1.5, 2.0, 3.0, 5.0)  # guidance scales of the fd-against-cond_accuracy curve
+PER_CLASS = 16  # samples requesting each measured attribute present, and as many absent
+
+
+def per_class(num_samples: int) -> int:
+    """How many samples request each measured attribute present (and absent) for `cond_accuracy`, for
+    a judge of `num_samples` images: `PER_CLASS`, fewer for a small judge, never under 2."""
+    return min(PER_CLASS, max(2, num_samples // 8))
 
 
 def figure_rows(pipe: Pipeline, prior: str, per_row: int, seed: int, **settings) -> list[tuple[str, np.ndarray]]:
