@@ -20,6 +20,7 @@ import json
 import time
 
 import torch
+from timing import best_seconds  # bench/timing.py, beside this file
 
 from vqgen.priors import PRIORS
 
@@ -30,19 +31,6 @@ CASES = [  # grid, (layers, heads, width), batch
     ((16, 16), (4, 4, 128), 64),
     ((16, 16), (12, 8, 512), 1),  # the presets' prior
 ]
-
-
-def best_seconds(fn, repeats: int, device: str) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def matmul_rate(device: str, n: int = 1024) -> float:

@@ -15,7 +15,7 @@ import json
 
 import torch
 import torch.nn.functional as F
-from precision import best_seconds  # bench/precision.py, beside this file
+from timing import best_seconds  # bench/timing.py, beside this file
 
 from vqgen.models.transformer import written_out
 
@@ -48,8 +48,8 @@ def main(batch: int, tokens: int, heads: int, head_dim: int, repeats: int) -> No
                     y.float().sum().backward()
                 return y.detach().float()
 
-            fused = best_seconds(lambda run=run: run(F.scaled_dot_product_attention), repeats, None, "cpu")
-            explicit = best_seconds(lambda run=run: run(written_out), repeats, None, "cpu")
+            fused = best_seconds(lambda run=run: run(F.scaled_dot_product_attention), repeats, warmup=1)
+            explicit = best_seconds(lambda run=run: run(written_out), repeats, warmup=1)
             difference = (run(F.scaled_dot_product_attention) - run(written_out)).abs().max()
             rows.append(
                 {

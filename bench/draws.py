@@ -8,10 +8,10 @@ Usage: python bench/draws.py [--repeats 5]
 
 import argparse
 import json
-import time
 
 import torch
 import torch.nn.functional as F
+from timing import best_seconds  # bench/timing.py, beside this file
 
 from vqgen.priors.base import categorical
 
@@ -21,16 +21,6 @@ SHAPES = {  # (rows..., codes)
     "ar step, batch 128, K 256": (128, 256),
     "masked step, batch 128, 16x16 grid, K 1024 (celeba64)": (128, 256, 1024),
 }
-
-
-def best_ms(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best * 1000
 
 
 def gap(draw: torch.Tensor, probs: torch.Tensor) -> float:
@@ -45,8 +35,8 @@ def main(repeats: int) -> None:
         gen = torch.Generator().manual_seed(0)
         probs = F.softmax(torch.randn(shape, generator=gen), -1)
         flat = probs.view(-1, shape[-1])
-        ours = best_ms(lambda: categorical(probs, gen), repeats)
-        peer = best_ms(lambda: torch.multinomial(flat, 1, generator=gen), repeats)
+        ours = 1e3 * best_seconds(lambda: categorical(probs, gen), repeats, warmup=1)
+        peer = 1e3 * best_seconds(lambda: torch.multinomial(flat, 1, generator=gen), repeats, warmup=1)
         one = F.softmax(torch.randn(shape[-1], generator=gen), -1)  # every row drawn from it
         same = one.expand(shape).contiguous()
         rows.append(

@@ -15,7 +15,8 @@ import math
 
 import torch
 import torch.nn as nn
-from precision import best_seconds, tokenizer_step  # bench/precision.py, beside this file
+from precision import tokenizer_step  # bench/precision.py, beside this file
+from timing import best_seconds
 
 from vqgen.config import Params
 from vqgen.models import vqvae
@@ -58,8 +59,8 @@ def op_row(shape: tuple[int, ...], dtype, repeats: int) -> dict:
         y.float().square().sum().backward()
         return y.detach().float()
 
-    torch_s = best_seconds(lambda: run(torchs), repeats, dtype, "cpu")
-    ours_s = best_seconds(lambda: run(ours), repeats, dtype, "cpu")
+    torch_s = best_seconds(lambda: run(torchs), repeats, dtype=dtype, warmup=1)
+    ours_s = best_seconds(lambda: run(ours), repeats, dtype=dtype, warmup=1)
     difference = (run(torchs) - run(ours)).abs().max()
     return {"torch_s": torch_s, "ours_s": ours_s, "speedup": torch_s / ours_s, "max_difference": float(difference)}
 
@@ -76,7 +77,7 @@ def main(batch: int, repeats: int) -> None:
         with torchs_group_norm():
             torchs = tokenizer_step(p, "cpu")
         ours = tokenizer_step(p, "cpu")
-        times = [best_seconds(step, repeats, dtype, "cpu") for _ in range(2) for step in (torchs, ours)]
+        times = [best_seconds(step, repeats, dtype=dtype, warmup=1) for _ in range(2) for step in (torchs, ours)]
         torch_s, ours_s = min(times[0::2]), min(times[1::2])  # taken in turn: the machine's drift hits both
         rows.append(
             {

@@ -8,11 +8,10 @@ Prints JSON. Usage: python bench/precision.py [--repeats 5] [--device cpu] [--ba
 """
 
 import argparse
-import contextlib
 import json
-import time
 
 import torch
+from timing import best_seconds  # bench/timing.py, beside this file
 
 from vqgen import train
 from vqgen.config import Params
@@ -21,19 +20,6 @@ from vqgen.priors import PRIORS
 from vqgen.priors.guidance import dropped
 
 ATTRIBUTES = 40
-
-
-def best_seconds(fn, repeats: int, dtype, device: str) -> float:
-    """The fastest of `repeats` calls of fn under autocast to `dtype` (None: float32), after one warm-up."""
-    best = float("inf")
-    for i in range(repeats + 1):
-        with torch.autocast(device, dtype) if dtype else contextlib.nullcontext():
-            start = time.perf_counter()
-            fn()
-            if device == "cuda":
-                torch.cuda.synchronize()
-        best = best if i == 0 else min(best, time.perf_counter() - start)
-    return best
 
 
 def tokenizer_step(p: Params, device: str):
@@ -104,8 +90,8 @@ def main(repeats: int, device: str, batch: int | None) -> None:
     }
     rows = []
     for label, fn in work.items():
-        fp32 = best_seconds(fn, repeats, None, device)
-        bf16 = best_seconds(fn, repeats, torch.bfloat16, device)
+        fp32 = best_seconds(fn, repeats, device, warmup=1)
+        bf16 = best_seconds(fn, repeats, device, torch.bfloat16, warmup=1)
         rows.append({"work": label, "fp32_s": fp32, "bf16_s": bf16, "bf16_speedup": fp32 / bf16})
     report = {
         "device": device,

@@ -12,23 +12,12 @@ Usage: python bench/sampling.py [--batch 128] [--repeats 2] [--device cuda] [--p
 
 import argparse
 import json
-import time
 
 import torch
+from timing import best_seconds  # bench/timing.py, beside this file
 
 from vqgen import pipeline, train
 from vqgen.priors import PRIORS
-
-
-def best_seconds(fn, repeats: int, device: str) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main(batch: int, repeats: int, device: str, precision: str) -> None:

@@ -51,9 +51,14 @@ def test_the_shared_discriminator_pass_saves_at_least_one_discriminator_forward_
 
 
 def load_bench(name: str):
+    """bench/{name}.py as a module, importing its sibling modules as it does when run as a script."""
     spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
     return module
 
 
