@@ -27,6 +27,12 @@ def bench_json(script: str, *args: str) -> dict:
     return json.loads(r.stdout)
 
 
+def study(run, script: str, *args: str) -> subprocess.CompletedProcess:
+    """`python bench/{script}.py args --run <the trained run>`, finished, its output captured."""
+    command = [sys.executable, f"bench/{script}.py", *args, "--run", str(run.path)]
+    return subprocess.run(command, cwd=ROOT, env=run.env, capture_output=True, text=True)
+
+
 def test_the_gpu_benchmark_runs_tiny_on_a_cpu_and_counts_the_transformers_flops_exactly():
     out = bench_json("gpu", "--tiny", "--device", "cpu", "--steps", "2")
     assert out["tiny"] and set(out["models"]) == {"vqvae", "ar", "diffusion", "evaluator"}
@@ -130,13 +136,7 @@ def test_the_ar_benchmark_checks_its_sampler_against_recomputation_and_both_draw
 @pytest.mark.xdist_group("trained_run")
 def test_the_conditioning_study_trains_the_runs_prior_again_to_the_same_samples_and_its_unconditioned_peer(trained_run):
     before = checkpoint.sha256(trained_run.path / "models/ar.safetensors")
-    r = subprocess.run(
-        [sys.executable, "bench/conditioning.py", "--prior", "ar", "--seeds", "0", "--run", str(trained_run.path)],
-        cwd=ROOT,
-        env=trained_run.env,
-        capture_output=True,
-        text=True,
-    )
+    r = study(trained_run, "conditioning", "--prior", "ar", "--seeds", "0")
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [(row["seed"], row["condition"]) for row in rows] == [(0, True), (0, False)]
@@ -153,8 +153,7 @@ def test_the_conditioning_study_trains_the_runs_prior_again_to_the_same_samples_
 @pytest.mark.e2e
 @pytest.mark.xdist_group("trained_run")
 def test_the_mix_guidance_study_reproduces_the_runs_samples_at_its_scale_and_under_the_empty_request(trained_run):
-    study = [sys.executable, "bench/mix_guidance.py", "--run", str(trained_run.path), "--scales", "1.5", "3"]
-    r = subprocess.run(study, cwd=ROOT, env=trained_run.env, capture_output=True, text=True)
+    r = study(trained_run, "mix_guidance", "--scales", "1.5", "3")
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [(row["prior"], row["seed"], row["mix_guidance"]) for row in rows] == [
@@ -209,13 +208,8 @@ def test_the_precision_benchmark_times_each_kind_of_work_in_fp32_and_in_bf16():
 @pytest.mark.e2e
 @pytest.mark.xdist_group("trained_run")
 def test_the_prior_arms_study_retrains_the_runs_prior_to_its_measures_and_an_arm_with_other_settings(trained_run):
-    study = [sys.executable, "bench/prior_arms.py", "--prior", "ar", "--run", str(trained_run.path)]
-    r = subprocess.run(
-        [*study, "--arm", "", "--arm", "lr=0.01 max_iters=2", "--seeds", "0", "1"],
-        cwd=ROOT,
-        env=trained_run.env,
-        capture_output=True,
-        text=True,
+    r = study(
+        trained_run, "prior_arms", "--prior", "ar", "--arm", "", "--arm", "lr=0.01 max_iters=2", "--seeds", "0", "1"
     )
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
@@ -238,5 +232,5 @@ def test_the_prior_arms_study_retrains_the_runs_prior_to_its_measures_and_an_arm
     assert mean["rates_off"] == pytest.approx((len(own["off"]) + len(other["off"])) / 2)
     assert rows[5]["val_loss"] != mean["val_loss"]
 
-    bad = subprocess.run([*study, "--arm", "lr"], cwd=ROOT, env=trained_run.env, capture_output=True, text=True)
+    bad = study(trained_run, "prior_arms", "--prior", "ar", "--arm", "lr")
     assert bad.returncode != 0 and "'lr' is not key=value" in bad.stderr
