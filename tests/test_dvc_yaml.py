@@ -2,6 +2,7 @@
 modules it imports, so a change re-runs exactly what it affects."""
 
 import ast
+import hashlib
 import importlib
 from pathlib import Path
 
@@ -65,3 +66,15 @@ def test_deps_list_the_modules_each_stage_imports():
 def test_diffusion_temperature_is_read_by_sampling_only():
     readers = [n for n, s in dvc_stages().items() if "diffusion.temperature" in config.keys(s.get("params", []))]
     assert readers == ["sample_diffusion"]
+
+
+def test_the_committed_lock_records_the_code_as_committed():
+    """Every source file a stage depends on has, in dvc.lock, the hash it has in the tree: a change to the
+    code without the run that records it would make `dvc repro` in a clone with the outputs run again."""
+    stale = []
+    for name, stage in yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"].items():
+        for dep in stage.get("deps", []):
+            path = ROOT / dep["path"]
+            if path.suffix == ".py" and hashlib.md5(path.read_bytes()).hexdigest() != dep["md5"]:
+                stale.append(f"{name}: {dep['path']}")
+    assert not stale, "dvc.lock is stale for " + ", ".join(stale) + "; run `dvc repro` and commit dvc.lock"
