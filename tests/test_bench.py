@@ -234,3 +234,30 @@ def test_the_prior_arms_study_retrains_the_runs_prior_to_its_measures_and_an_arm
 
     bad = study(trained_run, "prior_arms", "--prior", "ar", "--arm", "lr")
     assert bad.returncode != 0 and "'lr' is not key=value" in bad.stderr
+
+
+def test_the_shares_of_called_images_are_taken_among_those_asked_present_and_absent():
+    shares = load_bench("followed_attributes").shares
+    assert shares(np.array([1, 0, 1, 1]), np.array([1, 1, 0, 0])) == (0.5, 1.0)
+    present, absent = shares(np.array([1, 0]), np.array([0, 0]))
+    assert np.isnan(present) and absent == 0.5  # nobody asked for it: no share
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("trained_run")
+def test_the_followed_attributes_study_draws_the_sampling_stages_samples_and_rows_for_the_seen_attributes(trained_run):
+    r = study(trained_run, "followed_attributes", "--seeds", "0", "1")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(row["prior"], row["seed"]) for row in rows] == [(p, s) for p in ("ar", "diffusion") for s in (0, 1)]
+    seen = json.loads((trained_run.path / "metrics/evaluator.json").read_text())["seen_attributes"]
+    for row in rows:
+        assert len(row["attributes"]) == seen
+        for a in row["attributes"]:
+            reachable = a["recon_present"] - a["recon_absent"]
+            gap = (a["asked_present"] - a["asked_absent"]) / reachable if reachable else float("nan")
+            assert a["followed"] == pytest.approx(gap, nan_ok=True)
+    for prior in ("ar", "diffusion"):  # sample.seed 0: the requests and draws of the sampling stage
+        run = json.loads((trained_run.path / f"metrics/sample_{prior}.json").read_text())
+        first, other = (row for row in rows if row["prior"] == prior)
+        assert first["fd"] == run["fd"] and other["fd"] != run["fd"]
