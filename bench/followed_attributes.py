@@ -11,7 +11,7 @@ Prints JSON, one object per prior and sampling seed, with the samples' fd (the s
 at the run's sampling seed).
 
 Usage, in a workspace after `dvc repro`:
-    python bench/followed_attributes.py [--priors ar diffusion] [--seeds 0 1]
+    python bench/followed_attributes.py [--priors ar diffusion] [--seeds 0 1] [--mix-guidance 2]
 """
 
 import argparse
@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=Path("."), help="the run directory, after `dvc repro`")
     ap.add_argument("--priors", nargs="+", choices=PRIORS, default=list(PRIORS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--mix-guidance", type=float, help="guidance of the requests  [default: params.yaml's]")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: all cores)")
     args = ap.parse_args()
     p, judge, _ = judging(args.run, args.threads)
@@ -49,7 +50,7 @@ def main() -> None:
         prior = pipe.prior(name)
         if prior.data_attributes is None:
             raise SystemExit(f"the {prior.name} prior keeps no training attributes; train it with condition on.")
-        at = pipe.unrequested_settings(name, pipe.settings(name), pipe.mix_guidance(name))
+        at = pipe.unrequested_settings(name, pipe.settings(name), pipe.mix_guidance(name, args.mix_guidance))
         for seed in args.seeds:
             gen = torch.Generator().manual_seed(seed)  # the requests and then the draws, as `generate` makes them
             asked = prior.data_requests(judge.n, gen)
