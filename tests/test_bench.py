@@ -33,6 +33,13 @@ def study(run, script: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=ROOT, env=run.env, capture_output=True, text=True)
 
 
+def study_rows(run, script: str, *args: str) -> list[dict]:
+    """The JSON rows a study on the trained run prints; it must exit 0."""
+    r = study(run, script, *args)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
 def test_the_gpu_benchmark_runs_tiny_on_a_cpu_and_counts_the_transformers_flops_exactly():
     out = bench_json("gpu", "--tiny", "--device", "cpu", "--steps", "2")
     assert out["tiny"] and set(out["models"]) == {"vqvae", "ar", "diffusion", "evaluator"}
@@ -136,9 +143,7 @@ def test_the_ar_benchmark_checks_its_sampler_against_recomputation_and_both_draw
 @pytest.mark.xdist_group("trained_run")
 def test_the_conditioning_study_trains_the_runs_prior_again_to_the_same_samples_and_its_unconditioned_peer(trained_run):
     before = checkpoint.sha256(trained_run.path / "models/ar.safetensors")
-    r = study(trained_run, "conditioning", "--prior", "ar", "--seeds", "0")
-    assert r.returncode == 0, r.stderr
-    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    rows = study_rows(trained_run, "conditioning", "--prior", "ar", "--seeds", "0")
     assert [(row["seed"], row["condition"]) for row in rows] == [(0, True), (0, False)]
     run = json.loads((trained_run.path / "metrics/sample_ar.json").read_text())
     report = json.loads((trained_run.path / "metrics/report.json").read_text())
@@ -153,9 +158,7 @@ def test_the_conditioning_study_trains_the_runs_prior_again_to_the_same_samples_
 @pytest.mark.e2e
 @pytest.mark.xdist_group("trained_run")
 def test_the_mix_guidance_study_reproduces_the_runs_samples_at_its_scale_and_under_the_empty_request(trained_run):
-    r = study(trained_run, "mix_guidance", "--scales", "1.5", "3")
-    assert r.returncode == 0, r.stderr
-    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    rows = study_rows(trained_run, "mix_guidance", "--scales", "1.5", "3")
     assert [(row["prior"], row["seed"], row["mix_guidance"]) for row in rows] == [
         (prior, seed, scale) for prior in ("ar", "diffusion") for seed in (0, 1) for scale in (None, 1.5, 3.0)
     ]
@@ -208,11 +211,8 @@ def test_the_precision_benchmark_times_each_kind_of_work_in_fp32_and_in_bf16():
 @pytest.mark.e2e
 @pytest.mark.xdist_group("trained_run")
 def test_the_prior_arms_study_retrains_the_runs_prior_to_its_measures_and_an_arm_with_other_settings(trained_run):
-    r = study(
-        trained_run, "prior_arms", "--prior", "ar", "--arm", "", "--arm", "lr=0.01 max_iters=2", "--seeds", "0", "1"
-    )
-    assert r.returncode == 0, r.stderr
-    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    arms = ("--arm", "", "--arm", "lr=0.01 max_iters=2")
+    rows = study_rows(trained_run, "prior_arms", "--prior", "ar", *arms, "--seeds", "0", "1")
     assert [(row["arm"], row.get("seed")) for row in rows] == [
         ("", 0),
         ("", 1),
@@ -246,9 +246,7 @@ def test_the_shares_of_called_images_are_taken_among_those_asked_present_and_abs
 @pytest.mark.e2e
 @pytest.mark.xdist_group("trained_run")
 def test_the_followed_attributes_study_draws_the_sampling_stages_samples_and_rows_for_the_seen_attributes(trained_run):
-    r = study(trained_run, "followed_attributes", "--seeds", "0", "1")
-    assert r.returncode == 0, r.stderr
-    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    rows = study_rows(trained_run, "followed_attributes", "--seeds", "0", "1")
     assert [(row["prior"], row["seed"]) for row in rows] == [(p, s) for p in ("ar", "diffusion") for s in (0, 1)]
     seen = json.loads((trained_run.path / "metrics/evaluator.json").read_text())["seen_attributes"]
     for row in rows:
