@@ -16,7 +16,7 @@ import math
 import torch
 import torch.nn as nn
 from precision import tokenizer_step  # bench/precision.py, beside this file
-from timing import best_seconds
+from timing import best_seconds  # bench/timing.py, beside this file
 
 from vqgen.config import Params
 from vqgen.models import vqvae
