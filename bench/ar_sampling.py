@@ -73,9 +73,9 @@ def recompute(model, grid, n, generator):
 
 
 def step_overhead(device: str, repeats: int) -> dict:
-    """One batch-1 decoding step of the default model (4x128, 8x8 grid) as the sampler runs it, against
-    the same step at a tensor position (the form a CUDA graph replays) compiled by torch.compile, which
-    fuses its operations: how much of the eager step is per-operation overhead."""
+    """One batch-1 decoding step of the default model (4x128, 8x8 grid) as the sampler runs it (its
+    `decoder`), against the same step at a tensor position (the form a CUDA graph replays) compiled by
+    torch.compile, which fuses its operations: how much of the eager step is per-operation overhead."""
     prior = PRIORS["ar"].create(256, (8, 8), n_layer=4, n_head=4, n_embd=128)
     model = prior.model.to(device).eval()
     ids = torch.randint(0, 256, (1, 64), device=device)
@@ -86,15 +86,24 @@ def step_overhead(device: str, repeats: int) -> dict:
         caches = model.new_caches()
         with torch.no_grad():
             model(ids[:, :1], caches=caches)
-        for pos in range(1, 64):
-            step(ids[:, pos], caches, pos)
+            decoder = model.decoder(caches)
+            for pos in range(1, 64):
+                step(decoder, ids[:, pos], caches, pos)
+
+    def eager(decoder, idx, caches, pos):
+        return decoder(idx, pos)
+
+    def fused(decoder, idx, caches, pos):
+        return compiled(idx, caches, positions[pos])
 
     started = time.perf_counter()
-    steps(lambda idx, caches, pos: compiled(idx, caches, positions[pos]))
+    steps(fused)
     compile_seconds = time.perf_counter() - started
-    eager = best_seconds(lambda: steps(model.decode), repeats, device) / 63
-    fused = best_seconds(lambda: steps(lambda idx, c, pos: compiled(idx, c, positions[pos])), repeats, device) / 63
-    return {"eager_ms": 1e3 * eager, "compiled_ms": 1e3 * fused, "compile_seconds": compile_seconds}
+    return {
+        "eager_ms": 1e3 * best_seconds(lambda: steps(eager), repeats, device) / 63,
+        "compiled_ms": 1e3 * best_seconds(lambda: steps(fused), repeats, device) / 63,
+        "compile_seconds": compile_seconds,
+    }
 
 
 @torch.no_grad()

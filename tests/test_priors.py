@@ -80,10 +80,11 @@ def test_the_decoding_step_is_the_cached_forward_bit_for_bit(attributes):
     x = torch.randint(0, K + 1, (3, 16))
     cond = model.condition(torch.tensor([[1, 0, UNSPECIFIED], [0, 1, 1], [UNSPECIFIED] * 3])) if attributes else None
     forward, decode = model.new_caches(), model.new_caches()
+    step = model.decoder(decode, cond)  # one for every position, as the sampler takes it
     model(x[:, :4], caches=forward, cond=cond), model(x[:, :4], caches=decode, cond=cond)
     for t in range(4, 16):
         expected = model(x[:, t : t + 1], caches=forward, start=t, cond=cond)[0][:, -1]
-        assert torch.equal(model.decode(x[:, t], decode, t, cond), expected)
+        assert torch.equal(step(x[:, t], t), expected)
 
 
 @pytest.mark.parametrize("attributes", [0, 3])
@@ -100,9 +101,10 @@ def test_the_step_at_a_tensor_position_reads_only_the_positions_before_it(attrib
     model(x[:, :4], caches=exact, cond=cond), model(x[:, :4], caches=static, cond=cond)
     for cache in static:
         cache.k[:, :, 4 + model.prefix :], cache.v[:, :, 4 + model.prefix :] = 1e3, -1e3
+    step = model.decoder(static, cond)
     for t in range(4, 16):
         expected = model.decode(x[:, t], exact, t, cond)
-        got = model.decode(x[:, t], static, torch.tensor(t), cond)
+        got = step(x[:, t], torch.tensor(t))
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
         assert torch.equal(got.argmax(-1), expected.argmax(-1))
 

@@ -97,9 +97,10 @@ class Autoregressive(Prior):
 
     def _step(self, caches, cond, device: torch.device):
         """The cached decoding step (ids (B,), position) -> logits (B, K): on a GPU one CUDA graph, its
-        position a tensor, replayed at every position (`vqgen.graphs`); elsewhere `Transformer.decode`."""
+        position a tensor, replayed at every position (`vqgen.graphs`); elsewhere the model's `decoder`."""
+        decoder = self.model.decoder(caches, cond)
         if device.type != "cuda":
-            return lambda idx, pos: self.model.decode(idx, caches, pos, cond)
+            return decoder
         positions = torch.arange(self.model.cfg.block_size, device=device)
-        graph = graphs.Replayed(lambda idx, at: self.model.decode(idx, caches, at, cond))
+        graph = graphs.Replayed(decoder)
         return lambda idx, pos: graph(idx, positions[pos])
