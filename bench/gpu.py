@@ -1,13 +1,14 @@
 """Benchmark: training throughput of every model at a preset's sizes, and the transformer's model
-FLOP utilisation (MFU).
+FLOP utilisation (MFU) of each.
 
 Each model (the tokenizer with its discriminator, the AR prior, the masked diffusion prior, the
 judge) trains for `--steps` steps through `train.fit`, the loop the stages use (bf16 autocast
 where `compute.precision` picks it, optional torch.compile), on random inputs of the preset's
 shapes: speed does not depend on what the pixels or tokens are. FLOPs per step are counted once
-by torch's FLOP counter (matmuls, convolutions and attention, forward and backward); MFU is the
-achieved rate over the device's dense bf16 peak where it is known, and over a large matmul
-measured in the same run in any case.
+by torch's FLOP counter (matmuls, convolutions and attention, forward and backward); each model's
+MFU is its achieved rate over the device's dense bf16 peak where it is known (`mfu`), and over a
+large matmul measured in the same run in any case (`of_matmul`). The convolutional models train
+channels-last and the tokenizer with its discriminator on, as their stages train them.
 
 On a GPU: `python bench/gpu.py` (the celeba64 preset, 300 steps each, a few minutes).
 Without one it runs a tiny version (small models, a few steps) so the script stays tested.
@@ -70,22 +71,17 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, n: int) -> float:
 
 def workloads(p: config.Params, dev: torch.device, batch: int | None = None) -> dict:
     """Each model's (module, losses, objectives, batch, tokens per step) at the sizes of `p`, on
-    random inputs; `batch` overrides every batch size."""
+    random inputs, as the stages train them; `batch` overrides every batch size."""
     size, grid = p.data.image_size, p.data.image_size // p.vqvae.downsample
     out = {}
     v = p.vqvae
-    cfg = vqvae.VQVAEConfig(
-        channels=v.channels, downsample=v.downsample, res_blocks=v.res_blocks, codebook_size=v.codebook_size
-    )
-    model, disc = vqvae.VQVAE(cfg).to(dev), vqvae.Discriminator().to(dev)
-    images = torch.rand(batch or v.batch_size, 3, size, size, device=dev) * 2 - 1
+    convolved = dict(device=dev, memory_format=torch.channels_last)  # the tokenizer's and judge's stages' layout
+    model, disc = vqvae.VQVAE(v.model_config()).to(**convolved), vqvae.Discriminator().to(**convolved)
+    images = (torch.rand(batch or v.batch_size, 3, size, size, device=dev) * 2 - 1).to(**convolved)
     objectives = [("loss", train.adamw(model, v.lr)), ("d_loss", train.adamw(disc, v.lr))]
-    adversarial = v.adversarial_weight > 0  # timed as after disc_start, the costlier part of a run
 
-    def tokenizer(net, disc=disc):
-        return vqvae.losses(
-            net, disc, images, v.perceptual_weight, v.adversarial_weight, adversarial, edge_weight=v.edge_weight
-        )
+    def tokenizer(net, disc=disc):  # timed as after disc_start, the costlier part of a run
+        return vqvae.losses(net, disc, images, v.perceptual_weight, v.adversarial_weight, True, None, v.edge_weight)
 
     out["vqvae"] = (model, tokenizer, objectives, len(images), 0)
 
@@ -104,12 +100,13 @@ def workloads(p: config.Params, dev: torch.device, batch: int | None = None) -> 
         out[section] = (prior.model, losses, opt, len(tokens), tokens[0].numel() * len(tokens))
 
     e = p.evaluate
-    judge = evaluator.Evaluator(evaluator.EvaluatorConfig(width=e.width)).to(dev)
-    faces = torch.rand(batch or e.batch_size, 3, size, size, device=dev) * 2 - 1
-    labels = torch.randint(0, 2, (len(faces), 40), device=dev)
+    judge = evaluator.Evaluator(e.model_config(40)).to(**convolved)
+    faces = (torch.rand(batch or e.batch_size, 3, size, size, device=dev) * 2 - 1).to(**convolved)
+    labels = torch.randint(0, 2, (len(faces), 40), device=dev).float()
+    shuffled = torch.Generator().manual_seed(0)  # of the coherence task's patches, drawn on the host as in the stage
     out["evaluator"] = (
         judge,
-        lambda net: {"loss": net(faces, labels)[1]},
+        lambda net: {"loss": evaluator.loss(net, faces, labels, shuffled)},
         [("loss", train.adamw(judge, e.lr))],
         len(faces),
         0,
@@ -138,10 +135,11 @@ def measure(module, losses, objectives, device, steps, autocast, compile_) -> fl
 
 def estimate(preset: str, rate: float) -> None:
     """Minutes each training stage of the preset needs at a sustained `rate` FLOP/s, from FLOPs
-    counted on the CPU at batch 2 and scaled to the preset's batch (every model is linear in it)."""
+    counted on the CPU at batch 4 and scaled to the preset's batch (every model is linear in it; the
+    judge's coherence task adds a quarter of its batch, one image at 4)."""
     p = preset_params(preset, tiny=False)
     stages = {}
-    for name, (module, losses, objectives, batch, _) in workloads(p, torch.device("cpu"), batch=2).items():
+    for name, (module, losses, objectives, batch, _) in workloads(p, torch.device("cpu"), batch=4).items():
         section = {"evaluator": "evaluate"}.get(name, name)
         s = getattr(p, section)
         per_step = flops(module, losses, objectives) * s.batch_size / batch
@@ -187,11 +185,15 @@ def main(
     peak = next((rate for gpu, rate in PEAK_BF16.items() if gpu in device_name), None)
     for r in results.values():
         rate = r["flops_per_step"] / r["seconds_per_step"]
-        r |= {"images_per_second": r["batch"] / r["seconds_per_step"], "flop_per_second": rate}
+        r |= {
+            "images_per_second": r["batch"] / r["seconds_per_step"],
+            "flop_per_second": rate,
+            "of_matmul": rate / measured,
+        }
         if "tokens_per_step" in r:
-            r |= {"tokens_per_second": r["tokens_per_step"] / r["seconds_per_step"], "of_matmul": rate / measured}
-            if peak and autocast is torch.bfloat16:
-                r["mfu"] = rate / peak
+            r["tokens_per_second"] = r["tokens_per_step"] / r["seconds_per_step"]
+        if peak and autocast is torch.bfloat16:
+            r["mfu"] = rate / peak
     print(
         json.dumps(
             {

@@ -49,7 +49,18 @@ def test_the_gpu_benchmark_runs_tiny_on_a_cpu_and_counts_the_transformers_flops_
         model = out["models"][name]
         assert model["flops_per_step"] == 3 * forward, name  # backward costs twice the forward
         assert model["tokens_per_second"] == model["tokens_per_step"] / model["seconds_per_step"]
-        assert model["of_matmul"] == model["flop_per_second"] / out["matmul_flop_per_second"]
+    for name, model in out["models"].items():  # the tokenizer's and the judge's share of the chip too
+        assert model["of_matmul"] == model["flop_per_second"] / out["matmul_flop_per_second"], name
+
+
+def test_the_gpu_benchmark_trains_the_convolutional_models_as_their_stages_do():
+    gpu = load_bench("gpu")
+    work = gpu.workloads(gpu.preset_params("celeba64", tiny=True), torch.device("cpu"))
+    for name in ("vqvae", "evaluator"):
+        kernels = [w for w in work[name][0].parameters() if w.dim() == 4]
+        assert kernels and all(w.is_contiguous(memory_format=torch.channels_last) for w in kernels), name
+    tokenizer, losses, *_ = work["vqvae"]
+    assert {"perceptual", "adversarial", "d_loss"} <= set(losses(tokenizer))  # the discriminator on
 
 
 def test_the_shared_discriminator_pass_saves_at_least_one_discriminator_forward_a_step():
