@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, in one go, each result a file in DIR: the tests of the captured
-# sampling steps; the AR sampler against transformers' `generate` (bench/ar_sampling.py); the masked
-# prior's latency against the AR prior's, at the presets' size too (bench/sampling.py --presets);
-# and each model's training speed and MFU at the celeba64 preset (bench/gpu.py, one model a run).
+# sampling steps (their output in DIR/log); the AR sampler against transformers' `generate`
+# (bench/ar_sampling.py); the masked prior's latency against the AR prior's, at the presets' size
+# too (bench/sampling.py --presets); the tokenizer's step with the discriminator's two passes made
+# one (bench/discriminator_pass.py); and each model's training speed and MFU at the celeba64 preset
+# (bench/gpu.py, one model a run).
 # It runs the checkout as it is (PYTHONPATH=src, nothing installed): a Python with torch,
 # transformers, h5py, safetensors, typer, pyyaml and pytest will do. Each check has its own time
-# limit (under ten minutes in all); one that fails does not stop the next, and the exit status is
-# 1 if any failed. stderr of every check goes to DIR/log.
+# limit (under ten minutes in all); one that fails does not stop the next, and the exit status is 1
+# if any failed. Every check's stderr goes to DIR/log.
 # Usage: bench/gpu_checks.sh DIR [PYTHON]
 set -u
 out=${1:?usage: bench/gpu_checks.sh DIR [PYTHON]}
@@ -17,20 +19,22 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 failed=0
 
-check() { # check SECONDS FILE COMMAND...: COMMAND's stdout to DIR/FILE
+check() { # check SECONDS FILE COMMAND...: COMMAND's stdout to DIR/FILE (to DIR/log if FILE is log)
     local limit=$1 file=$2
     shift 2
     echo "== $file: $*" >>"$out/log"
-    timeout "$limit" "$@" >"$out/$file" 2>>"$out/log" || {
+    timeout "$limit" "$@" >>"$out/$file" 2>>"$out/log" || {
         echo "== $file failed (exit $?)" >>"$out/log"
         failed=1
     }
 }
 
-check 60 tests.txt "$py" -m pytest -q -o addopts= -p no:cacheprovider tests/test_priors.py -k "captured or replayed"
+rm -f "$out"/*.json "$out/log"
+check 60 log "$py" -m pytest -q -o addopts= -p no:cacheprovider tests/test_priors.py -k "captured or replayed"
 check 120 ar_sampling.json "$py" bench/ar_sampling.py --device cuda
 check 90 sampling.json "$py" bench/sampling.py --device cuda --presets --repeats 3
+check 45 discriminator_pass.json "$py" bench/discriminator_pass.py --device cuda
 for model in vqvae ar diffusion evaluator; do
-    check 75 "gpu_$model.json" "$py" bench/gpu.py --models "$model"
+    check 60 "gpu_$model.json" "$py" bench/gpu.py --models "$model"
 done
 exit $failed

@@ -72,6 +72,9 @@ def test_the_shared_discriminator_pass_saves_at_least_one_discriminator_forward_
     saved = out["former_gflop_per_step"] - out["shared_gflop_per_step"]
     assert saved * 1e9 >= counter.get_total_flops() > 0
     assert out["speedup"] == out["former_seconds_per_step"] / out["shared_seconds_per_step"]
+    # one pass over both batches: the same passes, but a backward through the images' half too
+    assert out["one_pass_gflop_per_step"] > out["shared_gflop_per_step"]
+    assert out["one_pass_speedup"] == out["shared_seconds_per_step"] / out["one_pass_seconds_per_step"]
 
 
 def load_bench(name: str):

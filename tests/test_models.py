@@ -190,6 +190,36 @@ def test_the_discriminator_sees_each_image_once_and_rests_when_its_losses_weigh_
         assert out["d_loss"].item() == pytest.approx(want_d.item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("frozen", [False, True])
+def test_one_pass_over_images_and_reconstructions_gives_the_two_passes_losses_and_gradients(frozen, tmp_path):
+    from vqgen import weights
+
+    torch.manual_seed(0)
+    model, disc = vqvae.VQVAE(tiny()), vqvae.Discriminator(channels=8)
+    features = weights.frozen_vgg(vgg_weights(tmp_path / "vgg16.safetensors")) if frozen else None
+    batches = []
+    for net in (disc, features) if frozen else (disc,):
+        net.register_forward_hook(lambda module, args, out: batches.append(len(args[0])))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    model.train()(x)
+    model.eval()  # the codebook stays put, so both calls reconstruct alike
+    params = [*model.parameters(), *disc.parameters()]
+    runs = []
+    for one_pass in (False, True):
+        out = vqvae.losses(model, disc, x, 0.1, 0.1, use_disc=True, features=features, one_pass=one_pass)
+        runs.append((out, torch.autograd.grad(out["loss"] + out["d_loss"], params, allow_unused=True)))
+    assert batches == [2, 2] * (2 if frozen else 1) + [4] * (2 if frozen else 1)
+    (two, grads_two), (one, grads_one) = runs
+    assert set(one) == set(two) >= {"perceptual", "adversarial", "d_loss"}
+    for name in two:
+        torch.testing.assert_close(one[name], two[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert sum(g is not None for g in grads_two) > len(list(disc.parameters()))  # both networks learn
+    for a, b in zip(grads_one, grads_two):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_the_tokenizers_group_norm_is_torchs_and_keeps_channels_last_memory(dtype):
     torch.manual_seed(0)
