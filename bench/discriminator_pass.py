@@ -12,9 +12,9 @@ Prints JSON. Usage: python bench/discriminator_pass.py [--steps 20] [--rounds 3]
 
 import argparse
 import json
-import time
 
 import torch
+from timing import best_seconds  # bench/timing.py, beside this file
 from torch.utils.flop_counter import FlopCounterMode
 
 from vqgen import train
@@ -51,11 +51,6 @@ def steps(shared: bool, device: torch.device, one_pass: bool = False):
     return step
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def main(n: int, rounds: int, device: str) -> None:
     train.setup(0)
     dev = torch.device(device)
@@ -65,16 +60,10 @@ def main(n: int, rounds: int, device: str) -> None:
         with FlopCounterMode(display=False) as counter:
             step()
         flops[name] = counter.get_total_flops()
-    best = {name: float("inf") for name in runs}
-    for _ in range(rounds):  # in turn, so that a drift of the machine's speed hits both
+    best = {name: float("inf") for name in runs}  # each step has run once already: counting its FLOPs
+    for _ in range(rounds):  # in turn, so that a drift of the machine's speed hits them all
         for name, step in runs.items():
-            step()  # a warm-up, outside the time
-            sync(dev)
-            start = time.perf_counter()
-            for _ in range(n):
-                step()
-            sync(dev)
-            best[name] = min(best[name], (time.perf_counter() - start) / n)
+            best[name] = min(best[name], best_seconds(lambda step=step: [step() for _ in range(n)], 1, device) / n)
     out = {f"{k}_gflop_per_step": v / 1e9 for k, v in flops.items()}
     out |= {f"{k}_seconds_per_step": v for k, v in best.items()}
     out["speedup"] = best["former"] / best["shared"]
