@@ -30,11 +30,12 @@ check() { # check SECONDS FILE COMMAND...: COMMAND's stdout to DIR/FILE (to DIR/
 }
 
 rm -f "$out"/*.json "$out/log"
-check 60 log "$py" -m pytest -q -o addopts= -p no:cacheprovider tests/test_priors.py -k "captured or replayed"
-check 120 ar_sampling.json "$py" bench/ar_sampling.py --device cuda
-check 90 sampling.json "$py" bench/sampling.py --device cuda --presets --repeats 3
+check 45 log "$py" -m pytest -q -o addopts= -p no:cacheprovider tests/test_priors.py -k "captured or replayed"
+check 105 ar_sampling.json "$py" bench/ar_sampling.py --device cuda
+check 75 sampling.json "$py" bench/sampling.py --device cuda --presets --repeats 3
 check 45 discriminator_pass.json "$py" bench/discriminator_pass.py --device cuda
-for model in vqvae ar diffusion evaluator; do
-    check 60 "gpu_$model.json" "$py" bench/gpu.py --models "$model"
+# compiled as the presets train them: the first steps wait for torch.compile
+for model_limit in vqvae:90 ar:75 diffusion:75 evaluator:45; do
+    check "${model_limit#*:}" "gpu_${model_limit%:*}.json" "$py" bench/gpu.py --models "${model_limit%:*}" --steps 200
 done
 exit $failed
