@@ -20,7 +20,7 @@ import json
 import time
 
 import torch
-from timing import best_seconds  # bench/timing.py, beside this file
+from timing import best_seconds, matmul_rate  # bench/timing.py, beside this file
 
 from vqgen.priors import PRIORS
 
@@ -31,12 +31,6 @@ CASES = [  # grid, (layers, heads, width), batch
     ((16, 16), (4, 4, 128), 64),
     ((16, 16), (12, 8, 512), 1),  # the presets' prior
 ]
-
-
-def matmul_rate(device: str, n: int = 1024) -> float:
-    """FLOP/s of a float32 (n, n) matmul on `device`."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    return 2 * n**3 / best_seconds(lambda: a @ b, 10, device)
 
 
 def read_rate(device: str, n: int = 1 << 26) -> float:

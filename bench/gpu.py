@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from timing import drain, matmul_rate  # bench/timing.py, beside this file
 from torch.utils.flop_counter import FlopCounterMode
 
 from vqgen import config, train
@@ -49,24 +50,6 @@ def preset_params(name: str, tiny: bool) -> config.Params:
     for values in (yaml.safe_load((ROOT / "presets" / f"{name}.yaml").read_text()), TINY if tiny else {}):
         changes |= config.dotted(values)
     return config.parse_params(yaml.safe_load(config.rewrite((ROOT / "params.yaml").read_text(), changes)))
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def matmul_rate(device: torch.device, dtype: torch.dtype, n: int) -> float:
-    """FLOP/s of an n x n matmul in `dtype`, the best of a few."""
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    best = float("inf")
-    for _ in range(5):
-        sync(device)
-        start = time.perf_counter()
-        a @ b
-        sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
 
 
 def workloads(p: config.Params, dev: torch.device, batch: int | None = None) -> dict:
@@ -126,10 +109,10 @@ def measure(module, losses, objectives, device, steps, autocast, compile_) -> fl
     net = torch.compile(module) if compile_ else module
     fit = dict(warmup=1, autocast=autocast)
     train.fit(lambda it: losses(net), objectives, max(3, steps // 10), 1e-4, **fit)
-    sync(device)
+    drain(device)
     start = time.perf_counter()
     train.fit(lambda it: losses(net), objectives, steps, 1e-4, **fit)
-    sync(device)
+    drain(device)
     return (time.perf_counter() - start) / steps
 
 

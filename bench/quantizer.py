@@ -11,6 +11,7 @@ import json
 import time
 
 import torch
+from timing import matmul_rate  # bench/timing.py, beside this file
 from vector_quantize_pytorch import VectorQuantize
 
 from vqgen.models.vqvae import VectorQuantizer, VQVAEConfig
@@ -27,12 +28,6 @@ def timed(step, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def matmul_rate(n: int = 2048) -> float:
-    """float32 matmul FLOP/s on this machine."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / timed(lambda: a @ b, 5)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 16384], help="codebook sizes")
@@ -41,7 +36,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.manual_seed(0)
-    flops = matmul_rate()
+    flops = matmul_rate(n=2048)
     n = args.grids * 16 * 16
     out = {"threads": torch.get_num_threads(), "vectors": n, "dim": args.dim, "matmul_gflops": flops / 1e9, "sizes": []}
     for k in args.sizes:

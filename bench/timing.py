@@ -1,4 +1,5 @@
-"""Timing shared by the benchmarks: the fastest of several calls of a function."""
+"""Timing shared by the benchmarks: the fastest of several calls of a function, and the matmul rate
+that a model's speed is read against."""
 
 import contextlib
 import time
@@ -13,12 +14,22 @@ def best_seconds(fn, repeats: int, device: str = "cpu", dtype: torch.dtype | Non
     best = float("inf")
     for i in range(warmup + repeats):
         with torch.autocast(kind, dtype) if dtype else contextlib.nullcontext():
-            if kind == "cuda":
-                torch.cuda.synchronize()
+            drain(device)
             start = time.perf_counter()
             fn()
-            if kind == "cuda":
-                torch.cuda.synchronize()
+            drain(device)
         if i >= warmup:
             best = min(best, time.perf_counter() - start)
     return best
+
+
+def drain(device) -> None:
+    """Wait for a GPU's queued work; nothing on a CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_rate(device="cpu", dtype: torch.dtype = torch.float32, n: int = 1024) -> float:
+    """FLOP/s of an (n, n) matmul in `dtype` on `device`, the best of five after one warm-up."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    return 2 * n**3 / best_seconds(lambda: a @ b, 5, device, warmup=1)
