@@ -110,7 +110,7 @@ def _described(pipe: Pipeline, prior: str, settings: dict, attributes: dict, dra
 
 def generate(
     prior: str = typer.Option("ar", help="the prior to draw from: ar or diffusion"),
-    n: int = typer.Option(16, "--n", help="images to draw"),
+    n: int = typer.Option(16, "--n", "-n", help="images to draw"),
     out: Path = typer.Option(Path("generated"), help="directory to write the images to"),
     seed: int = SEED,
     temperature: float | None = TEMPERATURE,
@@ -169,7 +169,7 @@ def inpaint(
     ),
     mask: str = typer.Option("bottom", help=f"what to regenerate: {masks.SPECS}"),
     prior: str = typer.Option("diffusion", help="the prior to complete with: diffusion or ar"),
-    n: int = typer.Option(4, "--n", help="completions of each photo"),
+    n: int = typer.Option(4, "--n", "-n", help="completions of each photo"),
     crop: float | None = typer.Option(
         None,
         help="share of each photo's shorter side its centre square keeps  [default: as the run frames its "

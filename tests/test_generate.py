@@ -68,7 +68,7 @@ def test_generate_writes_the_pipelines_images_where_asked_and_nothing_else(train
 def test_generate_on_request_draws_the_pipelines_guided_images(trained_run, tmp_path):
     out = tmp_path / "asked"
     args = ["--attr", "Eyeglasses=1", "--attr", "Male=0", "--guidance", 2, "--guidance-schedule", "linear"]
-    r = vqgen("generate", "--run", trained_run.path, "--n", 4, "--seed", 2, "--out", out, *args)
+    r = vqgen("generate", "--run", trained_run.path, "-n", 4, "--seed", 2, "--out", out, *args)
     assert r.exit_code == 0, r.output
     assert (
         "the ar prior asked for Eyeglasses=1, Male=0, temperature 0.9, top_k 0, min_p 0.1, guidance 2.0, "
@@ -192,7 +192,7 @@ def test_settings_come_from_the_defaults_the_checkpoint_params_yaml_and_the_call
 def test_inpaint_keeps_the_given_tokens_and_writes_a_panel_per_photo(trained_run, tmp_path):
     before = snapshot(trained_run.path)
     given, out = photos(tmp_path / "photos"), tmp_path / "out"
-    r = vqgen("inpaint", *given, "--run", trained_run.path, "--mask", "bottom", "--n", 2, "--out", out, "--seed", 1)
+    r = vqgen("inpaint", *given, "--run", trained_run.path, "--mask", "bottom", "-n", 2, "--out", out, "--seed", 1)
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"{stem}-{suffix}.png" for stem in ("sideways", "wide") for suffix in ("0", "1", "panel")
